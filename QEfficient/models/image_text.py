@@ -545,7 +545,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if processor is not None and not callable(processor):
             raise ValueError(f"processor must be the model's processor (AutoProcessor.from_pretrained), not {processor!r:.40}.")
         prompts = [prompts] if isinstance(prompts, str) else prompts
-        images = [images] if images is not None and not isinstance(images, (list, tuple)) else images  # one image: one prompt's
+        if images is not None and not isinstance(images, (list, tuple)) and np.ndim(images) < 4:  # one image: one prompt's
+            images = [images]
         if videos is None:
             if processor is not None and images is None and prompts is not None:  # text-only prompts
                 return processor(text=list(prompts), return_tensors=self.adapter.processor_tensors, padding=True)

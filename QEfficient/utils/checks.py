@@ -20,7 +20,8 @@ def check_flags(**values) -> None:
     """Every value True or False (None where the option's default is None is for the caller to leave out): a string
     such as "no" would otherwise read as True."""
     for name, value in values.items():
-        if not isinstance(value, bool):
+        numpy_bool = str(getattr(value, "dtype", "")) == "bool" and getattr(value, "ndim", None) == 0  # (np.bool_)
+        if not isinstance(value, bool) and not numpy_bool:
             raise ValueError(f"{name} must be True or False, got {value!r}.")
 
 
