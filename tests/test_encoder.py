@@ -222,6 +222,9 @@ def test_options_and_inputs_of_the_wrong_kind_say_what_to_pass(tmp_path):
             model.encode(["a cat"], tokenizer, **options)
     with pytest.raises(ValueError, match="takes the model's tokenizer"):
         model.encode(["a cat"], None)
+    enc = dict(tokenizer(["a cat"], return_tensors="np"))
+    with pytest.raises(ValueError, match="token_type_ids must be from 0 to 1"):
+        model.generate({**enc, "token_type_ids": np.full_like(enc["input_ids"], 5)})
     with pytest.raises(ValueError, match="different lengths: pad the batch"):
         model.generate(dict(tokenizer(["good", "a bad movie"])))
     with pytest.raises(ValueError, match=r"Unknown pooling \['bogus'\]"):

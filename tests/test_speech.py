@@ -147,6 +147,8 @@ def test_bad_inputs_say_what_to_do(tiny_whisper):
             model.transcribe(audio, processor)
     with pytest.raises(ValueError, match="takes the model's processor"):
         model.transcribe(np.zeros(16000, np.float32), None)
+    with pytest.raises(ValueError, match="16000"):  # the feature extractor's own check: 8 kHz audio is not read as 16 kHz
+        model.transcribe(np.zeros(8000, np.float32), processor, sampling_rate=8000)
     for bad in (None, "hello", [np.zeros(16000)], {"input_values": _features(1)}):
         with pytest.raises(ValueError, match="Pass the processor's output for the audio"):
             model.generate(bad, generation_len=4)

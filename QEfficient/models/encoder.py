@@ -338,6 +338,9 @@ class _QEFFEncoderBase(QEFFBaseModel):
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
         named = {name: as_numpy(value) for name, value in inputs.items()} if hasattr(inputs, "items") else inputs
         ids, mask, types = encoder_inputs(named, getattr(self.config, "vocab_size", None))
+        type_count = getattr(self.config, "type_vocab_size", None) if self.model.token_types else None
+        if type_count and (types.min() < 0 or types.max() >= type_count):  # past the token-type table (or silently wrong)
+            raise ValueError(f"token_type_ids must be from 0 to {type_count - 1} for this model: pass its tokenizer's.")
         given = inputs.get(GLOBAL_ATTENTION_MASK)
         if given is not None and not self.model.global_attention:
             raise ValueError(f"global_attention_mask is Longformer's; {self.config.model_type} takes none.")

@@ -314,13 +314,20 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         return out
 
     def transcribe(
-        self, audio: np.ndarray, processor, generation_len: int | None = None, word_timestamps: bool = False, **options
+        self,
+        audio: np.ndarray,
+        processor,
+        generation_len: int | None = None,
+        word_timestamps: bool = False,
+        sampling_rate: int = 16000,
+        **options,
     ) -> CloudAI100ExecInfo:
         """One 16 kHz recording of any length (longer than 30 s: read window after window), through
         ``processor``; ``options`` as for generate() (language, task, return_timestamps, num_beams, temperature, the
         long-form thresholds, condition_on_prev_tokens, prompt_ids, ...). ``word_timestamps``: ``info.words[0]`` lists
         the words with their start and end in seconds, as transformers' pipeline gives them for
-        ``return_timestamps="word"`` (decoded with segment timestamps, as it does)."""
+        ``return_timestamps="word"`` (decoded with segment timestamps, as it does). ``sampling_rate``: the audio's, which
+        the feature extractor checks (it reads 16 kHz only: resample other audio first)."""
         if not hasattr(processor, "feature_extractor"):
             raise ValueError(
                 f"transcribe(audio, processor) takes the model's processor (WhisperProcessor.from_pretrained), got {processor!r}."
@@ -335,7 +342,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         long_form = len(audio) > self.config.max_source_positions * 2 * processor.feature_extractor.hop_length
         # the attention mask: each audio's frames (the token timestamps read the attention up to them)
         extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {"return_attention_mask": True}
-        inputs = processor(audio, sampling_rate=16000, return_tensors="np", **extra)
+        inputs = processor(audio, sampling_rate=sampling_rate, return_tensors="np", **extra)
         if word_timestamps:
             options.update(return_timestamps=True, return_token_timestamps=True)
         info = self.generate(inputs=inputs, generation_len=generation_len, processor=processor, **options)

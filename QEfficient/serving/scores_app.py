@@ -392,7 +392,8 @@ def create_scores_app(
         if body.get("dimensions") is not None:
             raise APIError(400, "'dimensions' is not supported on /pooling (as vLLM); leave it out.", "dimensions")
         if body.get("task") not in (None, "classify"):
-            message = f"This server pools for 'classify', not {body['task']!r}: leave 'task' out (POST /score for pairs)."
+            pairs = " (POST /score for pairs)" if model.config.num_labels == 1 else ""  # (/score takes one-label models only)
+            message = f"This server pools for 'classify', not {body['task']!r}: leave 'task' out{pairs}."
             raise APIError(400, message, "task")
         encoding, packed = encoding_format(body), packing(body)
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
