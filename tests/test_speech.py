@@ -154,6 +154,10 @@ def test_bad_inputs_say_what_to_do(tiny_whisper):
             model.generate(bad, generation_len=4)
     with pytest.raises(ValueError, match="language must be a language code"):
         model.generate({"input_features": _features(1)}, generation_len=4, language=5)
+    with pytest.raises(ValueError, match="on_segments must be a function"):
+        model.generate({"input_features": _features(1)}, generation_len=4, on_segments=5)
+    with pytest.raises(ValueError, match="length_penalty must be a number"):
+        model.generate({"input_features": _features(1)}, generation_len=4, num_beams=2, length_penalty="x")
     # NaN features are refused: they would also reach the cache rows the next call reads past its own length
     clean = model.generate({"input_features": _features(1)}, generation_len=4, language="en").generated_ids
     with pytest.raises(ValueError, match="hold NaN or infinity"):

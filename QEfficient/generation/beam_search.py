@@ -57,9 +57,10 @@ def beam_settings(
         if num_return_sequences != 1:
             raise ValueError(f"num_return_sequences={num_return_sequences} needs beam search: pass num_beams >= {num_return_sequences}.")
         return None
-    return BeamSettings(
-        num_beams, float(given(length_penalty, "length_penalty", 1.0)), given(early_stopping, "early_stopping", False), num_return_sequences
-    )
+    penalty = given(length_penalty, "length_penalty", 1.0)
+    if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real):
+        raise ValueError(f"length_penalty must be a number (the exponent of the length beams are scored by), got {penalty!r}.")
+    return BeamSettings(num_beams, float(penalty), given(early_stopping, "early_stopping", False), num_return_sequences)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -224,6 +224,8 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         if write_io or streamer is not None or (device_ids is not None and len(device_ids) > 1):
             warn_ignored_options("generate()", {"write_io": write_io, "streamer": streamer is not None, "device_ids": device_ids})
         generation_len = check_generation_len(generation_len)
+        if on_segments is not None and not callable(on_segments):
+            raise ValueError(f"on_segments must be a function of (audio, segments), got {on_segments!r:.40}.")
         if not isinstance(inputs, (np.ndarray, torch.Tensor)) and (not hasattr(inputs, "keys") or INPUT_FEATURES not in inputs):
             raise ValueError(
                 f"Pass the processor's output for the audio (its input_features), not {type(inputs).__name__}: "
