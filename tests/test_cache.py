@@ -581,3 +581,12 @@ def test_weight_fingerprint_sees_every_byte_name_dtype_and_shape():
     ]
     keys = {fingerprint_state_dict(d) for d in others}
     assert len(keys) == len(others) and key not in keys
+
+
+def test_a_qeff_home_that_is_a_file_is_named(tmp_path, monkeypatch):
+    from QEfficient.utils.cache import qeff_home
+
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "file"))
+    with pytest.raises(ValueError, match="is a file: point it at a folder"):
+        qeff_home()

@@ -33,7 +33,10 @@ LOCK_SUFFIX = ".lock"
 def qeff_home() -> Path:
     """Root of all caches: $QEFF_HOME, else $XDG_CACHE_HOME/qeff_models, else ~/.cache/qeff_models."""
     if os.environ.get("QEFF_HOME"):
-        return Path(os.environ["QEFF_HOME"]).expanduser()
+        home = Path(os.environ["QEFF_HOME"]).expanduser()
+        if home.is_file():
+            raise ValueError(f"QEFF_HOME={os.environ['QEFF_HOME']} is a file: point it at a folder (created if missing).")
+        return home
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "qeff_models"
