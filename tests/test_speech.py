@@ -219,7 +219,10 @@ def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, 
     from QEfficient.cloud import infer
 
     folder, hf, _ = tiny_whisper(True)
-    info = infer.main(model_name=str(folder), audio_path=str(DATA / "speech16k.wav"), ctx_len=40, generation_len=10, language="en")
+    with pytest.warns(UserWarning, match="is a speech model: the image arguments are skipped"):
+        info = infer.main(
+            model_name=str(folder), audio_path=str(DATA / "speech16k.wav"), image_path="x.png", ctx_len=40, generation_len=10, language="en"
+        )
     features = WhisperProcessor.from_pretrained(folder)(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt")
     assert info.generated_ids[0].tolist() == _hf(hf, features.input_features, max_new_tokens=10, language="en").tolist()
     assert f"Transcription : {info.texts[0]}" in capsys.readouterr().out

@@ -485,6 +485,8 @@ def infer(
                 "transducer); "
                 f"'{model_name}' is not one."
             )
+        if image_path or image_url:  # (as a text model's run says of them)
+            warnings.warn(f"'{model_name}' is a speech model: the image arguments are skipped.", UserWarning, stacklevel=2)
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
     text_alone = not (image_path or image_url) and _runs_text_alone(model_name, cache_dir)  # T5Gemma 2 without an image
