@@ -203,13 +203,13 @@ def _artifact_task_and_sizes(qpc_path: str, qconfig: dict) -> tuple[str, dict[st
     if "output_name" not in qconfig or "kv_shape" in qconfig:
         raise ValueError(f"'{qpc_path}' is neither a text decoder's nor a text encoder's artifact: a batch job generates or embeds text.")
     from QEfficient.export.graph_names import LOGITS
-    from QEfficient.serving.encoder_artifact import is_encoder_artifact
+    from QEfficient.serving.encoder_artifact import classifies_media, is_encoder_artifact
 
     try:
         text_encoder = is_encoder_artifact(qconfig)
     except ValueError as e:  # (worded for a server: the kind of artifact it is)
         raise ValueError(f"A batch job embeds text, and {e}") from None
-    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):
+    if classifies_media(qconfig):
         raise ValueError(f"'{qpc_path}' is an image or audio classifier's artifact (served for /classify): the job embeds text.")
     if not text_encoder or qconfig["output_name"] == LOGITS or qconfig.get("own_heads"):
         raise ValueError(f"'{qpc_path}' gives no pooled text embeddings (a classifier's, or its model's own heads): the job embeds.")

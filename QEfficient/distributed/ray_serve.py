@@ -474,7 +474,7 @@ def _artifact_application(args, options: ReplicaOptions):
     from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args, refuse_generation_options
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
-    from QEfficient.serving.encoder_artifact import check_servable, is_encoder_artifact
+    from QEfficient.serving.encoder_artifact import check_servable, classifies_media, is_encoder_artifact
     from QEfficient.serving.tasks import TASKS
 
     if getattr(args, "hf_overrides", None):
@@ -496,7 +496,7 @@ def _artifact_application(args, options: ReplicaOptions):
         return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
     refuse_generation_options(args)
     check_servable(args.qpc_path, qconfig)
-    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # its processor checked here, not in every replica
+    if classifies_media(qconfig):  # its processor checked here, not in every replica
         from QEfficient.serving.classify_media_app import artifact_processor
 
         artifact_processor(args.qpc_path, qconfig)

@@ -64,16 +64,12 @@ AUDIO_ONLY_LORA = (
 )
 
 
-class NonFiniteInputError(ValueError):
-    """An image's (or audio's) values hold NaN or infinity."""
-
-
 def _finite(vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The vision graph's inputs, refused where a float one holds NaN or infinity: NaN would also reach the cache rows
     the next call reads past its own length."""
     for name, value in vision.items():
         if not name.startswith("_") and isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
-            raise NonFiniteInputError(f"{name} hold NaN or infinity: pass the processor's output for real images (or audio).")
+            raise ValueError(f"{name} hold NaN or infinity: pass the processor's output for real images (or audio).")
     return vision
 
 
@@ -513,10 +509,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """The adapter's host-side vision inputs. Prompts that hold no image token, where the adapter needs images, get
         the graphs' vision inputs holding zero images: HF runs them without its vision tower."""
         try:
-            return _finite(self.adapter.vision_inputs(inputs, self.img_size, self.config))
+            vision = self.adapter.vision_inputs(inputs, self.img_size, self.config)
         except Exception as err:
-            if isinstance(err, NonFiniteInputError):
-                raise
             media = (PIXEL_VALUES, INPUT_FEATURES, INPUT_VALUES)  # images, videos (pixel_values_videos); an audio model's audio
             pixels = [v for name, v in inputs.items() if any(m in name for m in media) and v is not None and _given(v)]
             if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
@@ -533,6 +527,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 raise
             if any(holds_an_image(p) for p in pixels):  # not a processor's all-zero stand-in (IDEFICS): keep its error
                 raise
+        else:
+            return _finite(vision)
         if self.adapter.audio_only_lora and getattr(self.hf, "_hf_peft_config_loaded", False):
             warn_once("audio_only_lora", AUDIO_ONLY_LORA)
         if self.kv_offload and self._sessions[1] is None:  # compile(skip_vision=True): the inputs it recorded

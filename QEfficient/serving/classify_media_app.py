@@ -288,9 +288,9 @@ class _CompiledClassifier:
     """An image or audio classifier's artifact alone (``serve --qpc_path``, a Ray replica): its session, the config
     values it keeps (labels, problem_type) and ``local_model_dir``, its copy of the processor's files."""
 
-    def __init__(self, qpc_path: str | Path, num_cores: int) -> None:
+    def __init__(self, qpc_path: str | Path, num_cores: int, qconfig: dict | None = None) -> None:
         self.qpc_path = Path(qpc_path)
-        self.qconfig = read_artifact(self.qpc_path)
+        self.qconfig = read_artifact(self.qpc_path) if qconfig is None else qconfig
         check_servable(self.qpc_path, self.qconfig)
         self.config = serving_config(self.qpc_path)
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
@@ -342,11 +342,13 @@ def artifact_processor(qpc_path: str | Path, qconfig: dict):
     return processor
 
 
-def open_compiled_classifier_app(qpc_path: str | Path, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
-    """(app, runner): /classify over an image or audio classifier's artifact, with the processor it keeps, as the server
-    on the model's folder answers (open_classify_media_app), without the folder or its weights."""
-    audio = read_artifact(Path(qpc_path)).get("audio_classifier")
-    model = (CompiledAudioClassifier if audio else CompiledImageClassifier)(qpc_path, num_cores)
+def open_compiled_classifier_app(
+    qpc_path: str | Path, qconfig: dict, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None
+):
+    """(app, runner): /classify over an image or audio classifier's artifact (``qconfig``: its, read), with the processor
+    it keeps, as the server on the model's folder answers (open_classify_media_app), without the folder or its weights."""
+    audio = qconfig.get("audio_classifier")
+    model = (CompiledAudioClassifier if audio else CompiledImageClassifier)(qpc_path, num_cores, qconfig)
     processor = artifact_processor(qpc_path, model.qconfig)
     limit = max_body_bytes or (MAX_REQUEST_AUDIO_BYTES if audio else DEFAULT_MAX_BODY_BYTES)
     modality = AUDIO if audio else IMAGES

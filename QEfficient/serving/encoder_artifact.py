@@ -43,11 +43,16 @@ from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.score_template import saved_score_template
 
 
+def classifies_media(qconfig: dict) -> bool:
+    """Whether the artifact is an image or audio classifier's, served for /classify with the processor it keeps."""
+    return bool(qconfig.get("image_classifier") or qconfig.get("audio_classifier"))
+
+
 def is_encoder_artifact(qconfig: dict) -> bool:
     """Whether an artifact's qconfig is an encoder's that a server takes: a text encoder's (QEFFAutoModel or a sequence
     classifier) or an image or audio classifier's; another image or audio model's is refused, saying so, as are other
     task graphs."""
-    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # /classify, with the processor it keeps
+    if classifies_media(qconfig):
         return True
     if "audio_reads" in qconfig:  # a speech recognizer's, an audio encoder's, a frame classifier's (models/ctc.py)
         raise ValueError(
@@ -99,7 +104,7 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
     qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
-    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # its config and processor, not a tokenizer
+    if classifies_media(qconfig):  # its config and processor, not a tokenizer
         files = qpc_path / MODEL_FILES_SUBDIR
         if not (files / SERVING_CONFIG).is_file() or not (files / "preprocessor_config.json").is_file():
             kind = "feature extractor" if qconfig.get("audio_classifier") else "image processor"
@@ -116,16 +121,16 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
             f"'{qpc_path}' is a {family} model's artifact, ending in its own heads: it is not served on its own; serve "
             "--model_name with its folder where the README says such a model is served, or run it from Python."
         )
-    if family == "SPLADE" and "heads" not in qconfig:
-        raise ValueError(f"'{qpc_path}' is a SPLADE artifact compiled by an older version: compile it again from the model's folder.")
-    if family == "SPLADE" and qconfig["heads"]["inference_free"]:
-        raise ValueError(
-            f"'{qpc_path}' is an inference-free SparseEncoder's artifact (its queries are weighed without the model), which "
-            "vLLM does not serve, nor does QEfficient: run it with QEFFSparseEncoder.encode_query and encode_document."
-        )
-    if family == "SPLADE":
+    if family == "SPLADE":  # its pooling, recorded at compile time, within what vLLM serves
         from QEfficient.serving.embeddings_app import check_vllm_splade
 
+        if "heads" not in qconfig:
+            raise ValueError(f"'{qpc_path}' is a SPLADE artifact compiled by an older version: compile it again from the model's folder.")
+        if qconfig["heads"]["inference_free"]:
+            raise ValueError(
+                f"'{qpc_path}' is an inference-free SparseEncoder's artifact (its queries are weighed without the model), which "
+                "vLLM does not serve, nor does QEfficient: run it with QEFFSparseEncoder.encode_query and encode_document."
+            )
         check_vllm_splade(str(qpc_path), qconfig["heads"])
     if not (qpc_path / MODEL_FILES_SUBDIR / SERVING_CONFIG).is_file() or not has_runtime_tokenizer(qpc_path):
         raise ValueError(
@@ -276,14 +281,14 @@ def open_compiled_encoder_app(
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
     qconfig = read_artifact(Path(qpc_path))
-    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # /classify (classify_media_app.py)
+    if classifies_media(qconfig):  # /classify (classify_media_app.py)
         from QEfficient.serving.classify_media_app import open_compiled_classifier_app
 
         if task not in ("auto", "score") or pooler:
             given = f"--task {task}" if task not in ("auto", "score") else f"--pooler_config's {', '.join(pooler)}"
             kind = "an audio" if qconfig.get("audio_classifier") else "an image"
             raise ValueError(f"'{qpc_path}' is {kind} classifier's artifact, served for /classify: {given} does not apply.")
-        return open_compiled_classifier_app(qpc_path, served_names, num_cores, api_key, max_body_bytes)
+        return open_compiled_classifier_app(qpc_path, qconfig, served_names, num_cores, api_key, max_body_bytes)
     model = CompiledEncoder(qpc_path, num_cores)
     compiled_for = "score" if model.output_name == LOGITS else "embed"
     if task not in ("auto", compiled_for) and model.qconfig.get("own_heads") != "BGE-M3":
