@@ -170,6 +170,10 @@ def test_common_loader_picks_the_class_from_the_config(llama, llava, tmp_path):
     AutoModel.from_config(bert).save_pretrained(tmp_path / "bert")
     with pytest.raises(ValueError, match="not a causal language model.*QEFFAutoModel"):
         QEfficient.QEFFCommonLoader.from_pretrained(tmp_path / "bert")
+    from QEfficient.cloud.infer import infer
+
+    with pytest.raises(ValueError, match="not a causal language model.*QEFFAutoModel"):  # before a decoder's options
+        infer(model_name=str(tmp_path / "bert"), prompt_len=64, ctx_len=32)
     with pytest.raises(OSError, match="from_pretrained"):
         QEfficient.QEFFCommonLoader()
 

@@ -80,6 +80,12 @@ def test_errors(llava_dir):
     with pytest.raises(ValueError, match="pixel_values hold NaN or infinity"):
         model.generate(inputs={**clean, "pixel_values": np.full_like(clean["pixel_values"], np.nan)}, generation_len=4, stream=False)
     assert np.array_equal(model.generate(inputs=clean, generation_len=4, stream=False).generated_ids, expected)
+    rows = model.hf.get_input_embeddings().num_embeddings  # ids another model's processor made: past the table, or negative
+    for bad_id in (rows, -1):
+        ids = clean["input_ids"].copy()
+        ids[0, -1] = bad_id
+        with pytest.raises(ValueError, match=rf"token id {bad_id}, outside this model's embedding table \[0, {rows}\)"):
+            model.generate(inputs={**clean, "input_ids": ids}, generation_len=4, stream=False)
     one = model.generate(processor=processor, images=image(1), prompts="<image> hi", generation_len=4, stream=False)  # not lists
     assert np.array_equal(one.generated_ids, expected)
 

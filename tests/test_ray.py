@@ -22,6 +22,7 @@ from tests.loopback import loopback_http
 
 ray = pytest.importorskip("ray", reason='Ray is optional: pip install "QEfficient[ray]"')
 
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES  # noqa: E402
 from QEfficient.serving.artifact import compile_for_serving, open_app  # noqa: E402
 
 PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
@@ -416,6 +417,11 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
 
     body = {"messages": [{"role": "user", "content": image_parts(random_image(1, (40, 50)), random_image(2, (64, 64)))}]}
     qpc = answers_as_the_single_server(str(vit_classifier(tmp_path / "vit")), "/classify", body, "data")
+    # a body past the text routes' 4 MiB: an image classifier's replica takes the single server's 32 MiB
+    big = {"messages": [{"role": "user", "content": image_parts(random_image(3, (1500, 1500)))}]}
+    assert len(json.dumps(big)) > DEFAULT_MAX_BODY_BYTES
+    r = loopback_http.post(f"{bare_serve}/classify", json=big, timeout=120)
+    assert r.status_code == 200 and len(r.json()["data"]) == 1, r.text
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     # an audio classifier: its artifact keeps the feature extractor
     serve.delete(APP_NAME)

@@ -163,6 +163,22 @@ def _is_vision_language(model_name: str, gguf_file: str | None, cache_dir: str |
         return False
 
 
+def _check_generates_text(model_name: str, cache_dir: str | None) -> None:
+    """NotACausalLMError for an encoder (or another model that generates no text); configs that cannot be read here
+    are left to the causal-LM class, which says why."""
+    from transformers import AutoConfig
+
+    from QEfficient.loading.hf_loader import check_is_causal_lm
+    from QEfficient.loading.model_path import resolve_model_path
+
+    try:
+        folder, _ = resolve_model_path(model_name, cache_dir)
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError):
+        return
+    check_is_causal_lm(config)
+
+
 def run_image_text(
     model_name: str,
     image,
@@ -509,6 +525,9 @@ def infer(
         options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)
         load = {"cache_dir": cache_dir, "trust_remote_code": trust_remote_code or None}
         return run_seq2seq(model_name, prompts, options, generation_len, stream, **load)
+    vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
+    if not gguf_file and not vision_language:  # an encoder is named before a decoder's options are checked
+        _check_generates_text(model_name, cache_dir)
     if prompt_len > ctx_len:  # a decoder's check (a speech model takes no prompt_len)
         raise ValueError(f"prompt_len ({prompt_len}) must not exceed ctx_len ({ctx_len}): raise --ctx_len or lower --prompt_len.")
     decoder_compile_options = dict(  # the causal-LM and image-text classes take the same compile() options
@@ -522,7 +541,6 @@ def infer(
         mxint8_kv_cache=mxint8,
         **compiler_options,
     )
-    vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
     if image_path or image_url:
         if vision_language and _is_audio_text(model_name, cache_dir):
             raise ValueError(f"'{model_name}' is an audio-text model: it reads audio, not images; leave --image_path/--image_url out.")

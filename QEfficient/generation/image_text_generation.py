@@ -86,6 +86,8 @@ class ImagePrefill:
     max_images: int = 1  # cross-attention models: image slots per sequence (compile(max_num_images=...))
     # one graph: its vision inputs holding zero images (its vision branch then passes vision_embeds through)
     no_images: dict[str, np.ndarray] = field(default_factory=dict)
+    # rows of the text embedding table (the artifact records it; None in older ones): a prompt's other ids lie below
+    embedding_rows: int | None = None
     # cross-attention models: the image rows the last call's sequences used, and the tiles their decode
     # steps attend (each prompt's last mask row, as HF generate repeats it), kept bound for decode
     cross_embeds: np.ndarray | None = field(default=None, init=False)
@@ -249,6 +251,7 @@ def prepare_images(
     graph run once for all prompts. Vision units (images, tiles) give their image tokens one after
     another in prompt order."""
     adapter = prefiller.adapter
+    check_prompt_ids(token_lists, prefiller.embedding_rows, prefiller.image_token_id)
     image_tokens = np.array([sum(t == prefiller.image_token_id for t in row) for row in token_lists], dtype=np.int64)
     unit_tokens = vision_inputs["_tokens"]
     unit_end = np.cumsum(unit_tokens)
@@ -288,6 +291,22 @@ def prepare_images(
     if adapter.cross_attention:  # every sequence holds max_images image slots; a padding slot's row is zeros
         rows_embeds = [np.pad(e, ((0, prefiller.max_images - len(e)), (0, 0))) for e in rows_embeds]
     return padded_vision, rows_embeds
+
+
+def check_prompt_ids(token_lists: list[list[int]], embedding_rows: int | None, image_token_id: int | list[int]) -> None:
+    """Every id of every prompt is an image token or a row of the text embedding table: ids from another model's
+    processor would make the graph read past its table (image tokens may lie past it: GIT's, Kosmos-2's)."""
+    if embedding_rows is None:
+        return
+    for i, tokens in enumerate(token_lists):
+        ids = np.asarray(tokens, dtype=np.int64)
+        outside = ids[((ids < 0) | (ids >= embedding_rows)) & ~np.isin(ids, image_token_id)]
+        if outside.size:
+            raise ValueError(
+                f"Prompt {i} has the token id {int(outside[0])}, outside this model's embedding table [0, {embedding_rows}): "
+                "its input_ids are not from this model's processor. Pass inputs=processor(images=..., text=...) made with "
+                "the model's own processor (AutoProcessor.from_pretrained on its folder)."
+            )
 
 
 def join_embeddings(parts: list[np.ndarray | None], hidden_size: int) -> np.ndarray:

@@ -159,6 +159,12 @@ def unmapped_causal_lm_names() -> tuple[str, ...]:
 def check_causal_lm_config(config: PretrainedConfig) -> None:
     """Before any weight is read: NotACausalLMError, UnsupportedArchitectureError for a type the
     architecture sweep recorded as failing, a warning for a type it has not proven."""
+    check_is_causal_lm(config)
+    check_architecture(config)
+
+
+def check_is_causal_lm(config: PretrainedConfig) -> None:
+    """NotACausalLMError, naming the class that runs the model, unless its config is a causal language model's."""
     heads = config.architectures or []
     is_causal_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in heads)
     if (heads and not is_causal_head) or not (
@@ -177,7 +183,6 @@ def check_causal_lm_config(config: PretrainedConfig) -> None:
             "for image-text models use QEFFAutoModelForImageTextToText; for text encoder-decoders (T5, BART, Marian, ...) "
             "use QEFFAutoModelForSeq2SeqLM."
         )
-    check_architecture(config)
 
 
 def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:

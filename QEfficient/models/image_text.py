@@ -310,6 +310,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             "continuous_batching": self.continuous_batching,
             "kv_dtype": kv_dtype,
             "vocab_size": self.lang_model.lm.vocab_size,
+            "embedding_rows": self.lang_model.embedding_rows,
             "num_cores": num_cores,
             "model_name": self.model_name,
             "eos_token_id": self.hf.generation_config.eos_token_id,
@@ -572,6 +573,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             one_graph=not self.kv_offload,
             max_images=qconfig["compile_params"].get("max_num_images", 1),
             no_images={} if self.kv_offload else no_image_inputs(*self._sessions),
+            embedding_rows=qconfig.get("embedding_rows"),
         )
 
     def _generate_continuous(

@@ -64,6 +64,15 @@ class QEffImageTextDecoder(nn.Module):
         return self.lm.config
 
     @property
+    def embedding_rows(self) -> int | None:
+        """Rows of the text embedding table (IDEFICS' extra rows included): the ids a prompt may hold besides image
+        tokens, which never reach the table. None where the table is not a plain embedding."""
+        table = self.lm.base.get_input_embeddings()
+        if not isinstance(table, nn.Embedding):
+            return None
+        return int(table.num_embeddings) + int(getattr(table, "num_additional_embeddings", 0) or 0)
+
+    @property
     def num_layers(self) -> int:
         return self.lm.num_layers
 
