@@ -72,6 +72,22 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir):
     return make
 
 
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Path:
+    """A cache root of the test's own, so each test damages (or keys) only its entries."""
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_model_dir):
+    """(folder, tokenizer) of the tiny llama; modules with a llama of their own define theirs."""
+    from transformers import AutoTokenizer
+
+    folder = tiny_model_dir("llama")
+    return folder, AutoTokenizer.from_pretrained(folder)
+
+
 __all__ = ["TINY_CONFIGS"]
 
 

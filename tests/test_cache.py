@@ -42,19 +42,6 @@ from QEfficient.utils.memory import folder_bytes
 PROMPT = "My name is"
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch) -> Path:
-    """A cache root of the test's own, so each test damages only its entries."""
-    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture(scope="module")
-def llama(tiny_model_dir):
-    folder = tiny_model_dir("llama")
-    return folder, AutoTokenizer.from_pretrained(folder)
-
-
 def build(source, **kwargs) -> QEFFAutoModelForCausalLM:
     model = QEFFAutoModelForCausalLM.from_pretrained(source, **kwargs)
     # fuse=False: that artifact hard-links the exported graph, so damage to the export shows in both

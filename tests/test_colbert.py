@@ -214,12 +214,12 @@ def test_a_dense_with_bias_and_tanh_runs_in_the_graph(tmp_path):
 def test_the_projection_is_part_of_the_export_key(tmp_path):
     """Two projections with the same weights but another activation are two exports (activations have no weights)."""
     from QEfficient.loading.sentence_transformers_files import DenseLayer
-    from QEfficient.models.encoder import _pooling_key
+    from QEfficient.models.pooling_key import pooling_key
     from QEfficient.transform.colbert import ColBERTProjection
 
     weight = np.ones((4, 8), np.float32)
-    keys = {_pooling_key(ColBERTProjection((DenseLayer(weight, None, act),))) for act in ("Identity", "Tanh")}
-    keys.add(_pooling_key(ColBERTProjection((DenseLayer(weight * 2, None),))))
+    keys = {pooling_key(ColBERTProjection((DenseLayer(weight, None, act),))) for act in ("Identity", "Tanh")}
+    keys.add(pooling_key(ColBERTProjection((DenseLayer(weight * 2, None),))))
     assert len(keys) == 3
 
 

@@ -37,6 +37,7 @@ def test_every_prompt_equals_its_greedy_result_alone(cb_model, capsys):
     out = capsys.readouterr().out
     assert out.count("Completion :") == len(PROMPTS)
     assert info.batch_size == 1 and len(info.generated_texts) == len(PROMPTS)
+    assert info.texts == info.generated_texts  # flat, as QEfficient's: one completion per prompt, not its characters
     for prompt, row, text in zip(PROMPTS, info.generated_ids, info.generated_texts):
         ref = hf_greedy(hf, tok, prompt, 30)
         assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt

@@ -263,6 +263,16 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
         model.transcribe(processor, _audio()[0])
     clip = _audio()[0][:16000]  # 0 reads it in one pass, and two equal channels are the one, as the pipeline reads them
     assert model.transcribe(processor, np.stack([clip, clip]), chunk_length_s=0) == model.transcribe(processor, clip)
+    # audio shorter than one frame's span, a [samples, channels] array: said before the graph runs; numbers: one audio
+    from QEfficient.generation.audio_inputs import first_frame_samples
+
+    shortest = first_frame_samples(model.config)
+    for short in (clip[: shortest - 1], np.stack([clip[:3000], clip[:3000]], 1)):
+        with pytest.raises(ValueError, match=f"reads at least {shortest} "):
+            model.generate(processor, short)
+    assert model.generate(processor, list(clip[:4000].astype(float))) == model.generate(processor, clip[:4000])
+    with pytest.raises(ValueError, match="No audio given"):
+        model.generate(processor, [])
 
 
 def test_what_windows_and_times_count_frames_in(tmp_path):

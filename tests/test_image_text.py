@@ -81,6 +81,8 @@ def test_errors(llava_dir):
         model.generate(inputs={**clean, "pixel_values": np.full_like(clean["pixel_values"], np.nan)}, generation_len=4, stream=False)
     assert np.array_equal(model.generate(inputs=clean, generation_len=4, stream=False).generated_ids, expected)
     rows = model.hf.get_input_embeddings().num_embeddings  # ids another model's processor made: past the table, or negative
+    with pytest.raises(ValueError, match="inputs hold no input_ids: pass the processor's whole output"):
+        model.generate(inputs={"pixel_values": clean["pixel_values"]}, generation_len=4, stream=False)
     for bad_id in (rows, -1):
         ids = clean["input_ids"].copy()
         ids[0, -1] = bad_id

@@ -317,6 +317,11 @@ def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
         model.generate(attention_mask=padded["attention_mask"], max_new_tokens=4)
     with pytest.raises(ValueError, match="one way"):
         model.generate(tok, PROMPTS, input_ids=padded["input_ids"], max_new_tokens=4)
+    rows = model.hf.get_input_embeddings().num_embeddings  # another model's ids: said before the embedding lookup
+    with pytest.raises(ValueError, match=rf"input_ids holds the id {rows}, outside this model's vocabulary \[0, {rows}\)"):
+        model.generate(input_ids=[[5, 6, rows]], max_new_tokens=4)
+    with pytest.raises(ValueError, match="decoder_input_ids holds the id -1"):
+        model.generate(input_ids=[[5, 6, 7]], decoder_input_ids=[[-1]], max_new_tokens=4)
     from transformers import AutoModelForCausalLM
 
     with pytest.raises(TypeError, match="QEFFAutoModelForCausalLM"):

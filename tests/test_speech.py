@@ -79,6 +79,9 @@ def test_english_only_greedy_equals_transformers(tiny_whisper, timestamps):
     ours = np.concatenate(model.generate({"input_features": features}, generation_len=16, return_timestamps=timestamps).generated_ids)
     expected = _hf(hf, features, max_new_tokens=16, return_timestamps=timestamps)
     assert ours.tolist() == expected.tolist()
+    if not timestamps:
+        with pytest.raises(ValueError, match="English-only and takes no task"):
+            model.generate({"input_features": features}, generation_len=4, task="translate")
 
 
 BEAM_CASES = [
@@ -156,6 +159,8 @@ def test_bad_inputs_say_what_to_do(tiny_whisper):
         model.generate({"input_features": _features(1)}, generation_len=4, language=5)
     with pytest.raises(ValueError, match="on_segments must be a function"):
         model.generate({"input_features": _features(1)}, generation_len=4, on_segments=5)
+    with pytest.raises(ValueError, match=r"attention_mask must be \[batch, frames\] as input_features are \(\[2, 3000\]\)"):
+        model.generate({"input_features": _features(2), "attention_mask": np.ones((1, 3000))}, generation_len=4, language="en")
     with pytest.raises(ValueError, match="length_penalty must be a number"):
         model.generate({"input_features": _features(1)}, generation_len=4, num_beams=2, length_penalty="x")
     # NaN features are refused: they would also reach the cache rows the next call reads past its own length
@@ -398,3 +403,22 @@ def test_server_streams_transcriptions(tiny_whisper):
         for bad, message in (({"response_format": "srt"}, "use response_format json or text"), ({}, "must be true or false")):
             r = post(**({"stream": "yes"} if not bad else {"stream": "true", **bad}))
             assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+
+
+def test_a_wav_file_cut_short_mid_frame_reads_its_whole_frames():
+    """As soundfile reads one: the samples of the whole frames, not numpy's "buffer size" error."""
+    import io
+
+    from QEfficient.utils.audio import decode_wav
+
+    samples = (np.sin(np.arange(1000) / 7) * 20000).astype(np.int16)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.stack([samples, samples], 1).tobytes())
+    whole = decode_wav(buffer.getvalue())
+    assert len(whole) == 1000
+    for cut in (1, 3):  # into a sample, into a frame's second channel
+        assert np.array_equal(decode_wav(buffer.getvalue()[:-cut]), whole[:-1])

@@ -9,8 +9,8 @@ program) holding:
 * ``specializations.json``: the prefill and decode shapes, in QEfficient's format;
 * ``qconfig.json``: the compile arguments, the cache geometry and the library versions.
 
-The hash covers the graph and every argument that changes what runs; ``num_cores`` only sets
-threads when a session is created and is kept out of it.
+The hash covers the graph's files' content (graph_files.py) and every argument that changes what runs;
+``num_cores`` only sets threads when a session is created and is kept out of it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from QEfficient.compile.graph_files import graph_files
 from QEfficient.utils.cache import CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
 from QEfficient.utils.checks import check_flags
 from QEfficient.utils.memory import folder_bytes, release_freed_memory
@@ -85,8 +86,11 @@ def build_artifact(
         from QEfficient.compile.weight_compression import WEIGHT_FORMAT  # imports onnx: not at run time
 
         hash_params = {**hash_params, "weight_format": WEIGHT_FORMAT}
-    digest = hash_dict({"graph": str(onnx_path.resolve()), **hash_params, "specializations": specs})
-    entry = Path(compile_dir) / f"qpc-{digest}"
+    files = graph_files(onnx_path)  # the graph's content is in the key, not its path
+    digest = hash_dict({"graph": files, **hash_params, "specializations": specs})
+    entry = Path(compile_dir).expanduser() / f"qpc-{digest}"
+    if entry.parent.exists() and not entry.parent.is_dir():
+        raise ValueError(f"compile_dir '{compile_dir}' is a file: name a folder (the artifact is written to '<compile_dir>/qpc-<hash>/').")
 
     def build(tmp: Path) -> None:
         if rewrite is not None:
@@ -94,9 +98,9 @@ def build_artifact(
             release_freed_memory(folder_bytes(onnx_path.parent))
         else:
             _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
-            for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)
-                if data.is_file() and data != onnx_path and not data.name.startswith(".") and data.suffix not in (".json", ".onnx"):
-                    _link_or_copy(data, tmp / data.name)
+            for name in files:  # the external-data files the graph names, under their names
+                if name != onnx_path.name:
+                    _link_or_copy(onnx_path.parent / name, tmp / name)
         (tmp / "specializations.json").write_text(json.dumps(specs, indent=1))
         (tmp / "qconfig.json").write_text(json.dumps({**manifest, "compile_params": hash_params}, indent=1, sort_keys=True, default=str))
         if extra_files is not None:

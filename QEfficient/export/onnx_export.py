@@ -379,6 +379,7 @@ def cached_export(
     """
     params = {
         **hash_params,
+        "file_name": model_name,  # the graph's file in the entry: two names over one model are two entries
         "graph_version": GRAPH_VERSION,
         "code": source_digest(str(Path(__file__).resolve().parents[1]), _RUN_TIME_PACKAGES),
         "dynamo": dynamo,
@@ -389,7 +390,7 @@ def cached_export(
     digest = hash_dict(params)
     if export_dir and Path(export_dir).is_file():
         raise ValueError(f"export_dir '{export_dir}' is a file: name a folder (the graph is written to '<export_dir>-<hash>/').")
-    base = Path(export_dir) if export_dir else cache_root / arch / model_name  # "" too, as QEfficient reads it
+    base = Path(export_dir).expanduser().absolute() if export_dir else cache_root / arch / model_name  # "" too, as QEfficient reads it
     entry = base.parent / f"{base.name}-{digest}"
     onnx_path = entry / f"{model_name}.onnx"
     problem = verify_entry(entry)

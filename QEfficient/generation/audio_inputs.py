@@ -2,7 +2,8 @@
 family's models (models/ctc.py) and an audio classifier's artifact served alone (serving/classify_media_app.py) feed
 their graphs. ``reads`` says what the graph reads, recorded at compile time (``audio_reads``):
 
-- ``{"kind": "samples"}``: raw 16 kHz samples [batch, samples] (Wav2Vec2, HuBERT, WavLM, ...);
+- ``{"kind": "samples"}``: raw 16 kHz samples [batch, samples] (Wav2Vec2, HuBERT, WavLM, ...), with ``"min_samples"``
+  where the config says how many make one frame;
 - ``{"kind": "features"}``: a spectrogram of any length and its frames' mask (Wav2Vec2-BERT);
 - ``{"kind": "spectrogram", "input_name": ..., "shape": [frames, bins]}``: a spectrogram of one size (the Audio
   Spectrogram Transformer's, Whisper's encoder classifier's).
@@ -59,7 +60,28 @@ def audio_graph_inputs(reads: dict, inputs: Any) -> dict[str, np.ndarray]:
         values = values[:, 0]
     if values.ndim != 2:
         raise ValueError(f"input_values must be [batch, samples] of 16 kHz audio, got shape {list(values.shape)}.")
+    shortest = reads.get("min_samples")
+    if shortest and values.shape[1] < shortest:
+        channels = (
+            " (a [samples, channels] recording? pass each audio as one channel, or the channels' mean)" if values.shape[1] <= 2 else ""
+        )
+        raise ValueError(
+            f"The audio has {values.shape[1]} samples; this model reads at least {shortest} ({shortest * 1000 / SAMPLING_RATE:g} ms "
+            f"at 16 kHz), the span of one output frame: pass longer audio{channels}."
+        )
     return {INPUT_VALUES: values}
+
+
+def first_frame_samples(config: Any) -> int | None:
+    """The samples a raw-audio model's convolutional feature encoder turns into one frame (400 for Wav2Vec2's kernels and
+    strides), from its config's ``conv_kernel`` and ``conv_stride``; None where the config names neither."""
+    kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
+    if not kernels or not strides or len(kernels) != len(strides):
+        return None
+    samples = 1
+    for kernel, stride in zip(reversed(kernels), reversed(strides)):
+        samples = (samples - 1) * int(stride) + int(kernel)
+    return samples
 
 
 def processed_audio(processor, audio: list[np.ndarray], reads: dict, return_tensors: str = "np") -> list:

@@ -139,12 +139,19 @@ def encoder_inputs(inputs, vocab_size: int | None = None) -> tuple[np.ndarray, n
     for name, values in ((ATTENTION_MASK, mask), (TOKEN_TYPE_IDS, types)):
         if values.shape != ids.shape:
             raise ValueError(f"{name} has the shape {list(values.shape)}, input_ids {list(ids.shape)}: pass one tokenizer output.")
-    if vocab_size is not None and (ids.min() < 0 or ids.max() >= vocab_size):
-        bad = int(ids.max() if ids.max() >= vocab_size else ids.min())
-        raise ValueError(
-            f"input_ids holds the id {bad}, outside this model's vocabulary [0, {vocab_size}): tokenize with the model's own tokenizer."
-        )
+    check_token_ids(ids, vocab_size)
     return ids, mask, types
+
+
+def check_token_ids(ids: np.ndarray, vocab_size: int | None, name: str = "input_ids") -> None:
+    """A clear error for an id outside [0, ``vocab_size``) (another model's tokenizer), before a graph's embedding
+    lookup reads past its table; None: not checked."""
+    if vocab_size is None or not ids.size or (ids.min() >= 0 and ids.max() < vocab_size):
+        return
+    bad = int(ids.max() if ids.max() >= vocab_size else ids.min())
+    raise ValueError(
+        f"{name} holds the id {bad}, outside this model's vocabulary [0, {vocab_size}): tokenize with the model's own tokenizer."
+    )
 
 
 def run_image_encoder(session: Any, compile_params: dict, pixels: np.ndarray) -> np.ndarray:

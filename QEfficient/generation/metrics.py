@@ -27,12 +27,13 @@ class PerfMetrics:
 class CloudAI100ExecInfo:
     """What generate() returns: one entry per batch of prompts, as in QEfficient.
 
-    ``generated_texts[i][j]`` is the completion of the j-th prompt of batch i; ``generated_ids[i]``
-    is an int64 array ``[batch_size, n]`` padded with the pad token id after each row's end.
+    ``generated_texts[i][j]`` is the completion of the j-th prompt of batch i (with continuous batching, as in
+    QEfficient, ``generated_texts[i]`` is the i-th prompt's completion); ``generated_ids[i]`` is an int64 array
+    ``[batch_size, n]`` padded with the pad token id after each row's end. ``texts``: every completion, flat.
     """
 
     batch_size: int
-    generated_texts: list[list[str]]
+    generated_texts: list[list[str]] | list[str]
     generated_ids: list[np.ndarray]
     perf_metrics: PerfMetrics
     prompts: list[str] = field(default_factory=list, repr=False)
@@ -46,7 +47,7 @@ class CloudAI100ExecInfo:
     @property
     def texts(self) -> list[str]:
         """All completions, flat and in prompt order."""
-        return [t for batch in self.generated_texts for t in batch]
+        return [t for entry in self.generated_texts for t in ([entry] if isinstance(entry, str) else entry)]
 
     def __repr__(self) -> str:
         m = self.perf_metrics

@@ -111,6 +111,8 @@ class WhisperDecoding:
             tokens[1:2] = [-1]  # filled in after detection
         if task is not None:
             if task not in self.task_to_id:
+                if not self.task_to_id:  # an English-only model: it transcribes, and names no task
+                    raise ValueError(f"This model is English-only and takes no task ({task!r}): leave task unset (it transcribes).")
                 raise ValueError(f"The task {task!r} is not supported by this model; use one of {sorted(self.task_to_id)}.")
             task_ids = set(self.task_to_id.values())
             if any(t in task_ids for t in tokens):

@@ -129,9 +129,11 @@ class QEFFBaseModel:
 
     @property
     def model_name(self) -> str:
-        if self.pretrained_model_name_or_path:
-            return Path(self.pretrained_model_name_or_path.rstrip("/")).name
-        return type(self.hf_model).__name__
+        source = self.pretrained_model_name_or_path
+        name = Path(source.rstrip("/")).name if source else ""
+        if source and name in ("", ".", ".."):  # from_pretrained(".") or "..": the folder's own name
+            name = Path(source).expanduser().resolve().name
+        return name or type(self.hf_model).__name__
 
     @property
     def model_architecture(self) -> str:
@@ -156,8 +158,16 @@ class QEFFBaseModel:
             raise ValueError(f"{name} ({length}) exceeds the model's max_position_embeddings ({table}{detail}).")
 
     def _fingerprint_weights(self) -> None:
-        if self.hash_params["weights"] is None:
-            self.hash_params["weights"] = fingerprint_state_dict(self.hf_model.state_dict())
+        """The weights' digest in the export key, again where a tensor was replaced or changed in place since it was
+        taken (its storage or torch's version counter moved: ``load_state_dict``, an update under ``no_grad``; a write
+        through ``.data`` bumps no counter). Weights released to the meta device keep the digest they had."""
+        state = self.hf_model.state_dict()
+        if self.hash_params["weights"] is not None and any(t.is_meta for t in state.values()):
+            return
+        signature = tuple((name, t.data_ptr(), t._version) for name, t in state.items())
+        if self.hash_params["weights"] is None or signature != getattr(self, "_weights_signature", None):
+            self.hash_params["weights"] = fingerprint_state_dict(state)
+            self._weights_signature = signature
 
     def _export_graph(
         self,

@@ -268,11 +268,9 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             "ctx_len": ctx_len,
             "batch_size": batch_size,
             "full_batch_size": full_batch_size if self.continuous_batching else None,
-            "num_devices": num_devices,
             "mxfp6_matmul": mxfp6_matmul,
             "mxint8_kv_cache": mxint8_kv_cache,
-            "compiler_options": compiler_options,
-        }
+        }  # (num_devices and the compiler's options change nothing here: warned of above, not in the key)
         if gguf_path is not None:  # only then: existing artifacts keep their hashes
             params["gguf_weights"] = str(gguf_path.resolve())
         device = current_device()

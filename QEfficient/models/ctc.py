@@ -32,7 +32,15 @@ from QEfficient.export.media_graph_specs import (
     check_example_padding,
 )
 from QEfficient.export.onnx_export import export_ctc_onnx
-from QEfficient.generation.audio_inputs import FEATURES, SAMPLES, SPECTROGRAM, as_array, audio_graph_inputs, processed_audio
+from QEfficient.generation.audio_inputs import (
+    FEATURES,
+    SAMPLES,
+    SPECTROGRAM,
+    as_array,
+    audio_graph_inputs,
+    first_frame_samples,
+    processed_audio,
+)
 from QEfficient.generation.ctc_windows import WINDOW_SECONDS, kept_frames, window_sizes, windows
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
@@ -193,7 +201,9 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         spec = self.model.spec
         if isinstance(spec, SpectrogramClassificationGraphSpec):
             return {"kind": SPECTROGRAM, "input_name": spec.input_name, "shape": list(spec.shape)}
-        return {"kind": FEATURES} if isinstance(spec, type) and issubclass(spec, FeatureCTCGraphSpec) else {"kind": SAMPLES}
+        if isinstance(spec, type) and issubclass(spec, FeatureCTCGraphSpec):
+            return {"kind": FEATURES}
+        return {"kind": SAMPLES} | ({"min_samples": shortest} if (shortest := first_frame_samples(self.config)) else {})
 
     def _graph_inputs(self, inputs) -> dict[str, np.ndarray]:
         """The graph's inputs by name from a processor's output (raw audio: also input_values or an array)."""
@@ -249,6 +259,10 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         if not (isinstance(inputs, list) or (isinstance(inputs, (np.ndarray, torch.Tensor)) and np.ndim(inputs) == 1)):
             rows = self._padded_rows(inputs)
             return [inputs] if rows is None else [{INPUT_VALUES: row[None]} for row in rows]
+        if isinstance(inputs, list) and inputs and all(np.ndim(a) == 0 for a in inputs):  # one audio's samples as numbers
+            inputs = [inputs]
+        if isinstance(inputs, list) and not inputs:
+            raise ValueError("No audio given: pass 16 kHz samples (an array, or a list of arrays: one per audio).")
         audio = [np.asarray(a, dtype=np.float32) for a in (inputs if isinstance(inputs, list) else [inputs])]
         # Omnilingual ASR's feature extractor writes torch tensors only
         return processed_audio(processor, audio, self.audio_reads, "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np")

@@ -39,6 +39,7 @@ from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_rec
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, is_speech_encoder
 from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
 from QEfficient.models.page_inputs import layout_inputs, xpath_inputs
+from QEfficient.models.pooling_key import pooling_key
 from QEfficient.models.sentence_encoding import encode_sentences
 from QEfficient.models.sentence_inputs import SentenceInputs
 from QEfficient.models.sentence_transformers import (
@@ -55,7 +56,7 @@ from QEfficient.transform.dual_encoder import is_dual_encoder
 from QEfficient.transform.encoder import UNSUPPORTED_TEXT_ENCODING, PoolingFn, QEffEncoder, causal_lm_type, resolve_pooling
 from QEfficient.transform.image_encoder import reads_pixels
 from QEfficient.utils.arrays import as_numpy
-from QEfficient.utils.cache import file_digest, fingerprint_state_dict, hash_dict
+from QEfficient.utils.cache import file_digest, hash_dict
 from QEfficient.utils.checks import check_positive
 from QEfficient.utils.onnx_files import graph_input_names
 
@@ -91,17 +92,6 @@ def _saved_dpr_class(config):
     return getattr(transformers, saved)
 
 
-def _pooling_key(pooling: str | PoolingFn | None) -> str | None:
-    """What the export's cache key holds of ``pooling``: its name, a function's qualified name, or a module's class and
-    weights (ColBERT's projection)."""
-    if pooling is None or isinstance(pooling, str):
-        return pooling
-    if isinstance(pooling, torch.nn.Module):  # its layers (activations have no weights) and its weights
-        kind = type(pooling)
-        return f"{kind.__module__}.{kind.__qualname__}:{pooling!r}:{fingerprint_state_dict(pooling.state_dict())}"
-    return f"{pooling.__module__}.{pooling.__qualname__}"
-
-
 class _QEFFEncoderBase(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
@@ -110,7 +100,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
     heads_settings: dict | None = None
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
-        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=_pooling_key(pooling))
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_key(pooling))
         self.pooling_fn = resolve_pooling(pooling)
         self.pooling = pooling
         self.model = QEffEncoder(model.eval(), self.pooling_fn)

@@ -25,6 +25,7 @@ from QEfficient.export.onnx_export import export_image_encoder_onnx
 from QEfficient.generation.encoder_run import run_image_graph
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.pooling_key import pooling_key
 from QEfficient.models.processor_files import processor_files_key, save_processor_files
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import PoolingFn, resolve_pooling
@@ -104,8 +105,7 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
     _more_outputs: tuple[str, ...] = ()  # attributes it returns after that one (a detector's boxes)
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
-        pooling_name = pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}"
-        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_name)
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_key(pooling))
         head = (self._head_output, *self._more_outputs) if self._more_outputs else self._head_output
         self.model = QEffImageEncoder(model.eval(), resolve_pooling(pooling), head)
 

@@ -499,7 +499,13 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
 
     def prompt_token_lists(self, inputs) -> list[list[int]]:
         """Each prompt's tokens as the language graph reads them (image tokens included), from the processor's outputs."""
-        return self.adapter.prompt_token_lists(inputs, self.config)
+        try:
+            return self.adapter.prompt_token_lists(inputs, self.config)
+        except KeyError as err:  # pixel_values alone, say
+            raise ValueError(
+                f"inputs hold no {err.args[0]}: pass the processor's whole output for the prompts and their images "
+                "(inputs=processor(images=..., text=...))."
+            ) from None
 
     def _request_extras(self, prefiller: ImagePrefill, token_lists, vision_inputs) -> list[dict]:
         rows_vision, rows_embeds = prepare_images(prefiller, self._sessions[1], token_lists, vision_inputs)

@@ -21,6 +21,7 @@ from QEfficient.export.graph_names import ATTENTION_MASK, DECODER_ATTENTION_MASK
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
 from QEfficient.export.seq2seq_graph_specs import GlobalAttentionSeq2SeqEncoderGraphSpec, Seq2SeqDecoderGraphSpec, Seq2SeqEncoderGraphSpec
 from QEfficient.generation.beam_search import beam_settings
+from QEfficient.generation.encoder_run import check_token_ids
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
@@ -313,6 +314,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         if ids.ndim != 2 or ids.shape[1] == 0 or len(ids) not in (1, inputs):
             raise ValueError(f"decoder_input_ids must be [{inputs} or 1, length >= 1], got {list(ids.shape)}.")
         ids = np.repeat(ids, inputs // len(ids), 0)
+        check_token_ids(ids, self._vocab_size(), "decoder_input_ids")
         if not self._prompt_starts_sequence() and (ids[:, 0] != start).all():
             ids = np.concatenate([np.full((len(ids), 1), start, np.int64), ids], 1)
         return ids
@@ -387,6 +389,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
                 f"input_ids and attention_mask must be [batch, length >= 1] alike, got {list(ids.shape)} and {list(mask.shape)}."
             )
         self._check_max_positions("the input's length", ids.shape[1])
+        check_token_ids(ids, _table_rows(self.hf))
         return {INPUT_IDS: ids, ATTENTION_MASK: mask}
 
     def _global_attention_inputs(self, ids: np.ndarray, mask: np.ndarray, global_mask) -> dict[str, np.ndarray]:
@@ -404,6 +407,15 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             ATTENTION_MASK: np.pad(mask, widths),
             GLOBAL_ATTENTION_MASK: np.pad(global_mask * mask, widths),
         }
+
+
+def _table_rows(model) -> int | None:
+    """The rows of the model's input embedding table (None where it names no plain one)."""
+    try:
+        rows = getattr(model.get_input_embeddings(), "num_embeddings", None)
+    except (NotImplementedError, AttributeError):
+        return None
+    return int(rows) if isinstance(rows, int) else None
 
 
 def _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask) -> tuple:

@@ -249,7 +249,14 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         num_frames = alignment_frames = None
         mask = None if isinstance(inputs, (np.ndarray, torch.Tensor)) else inputs.get(ATTENTION_MASK)
         if mask is not None:
-            alignment_frames = np.asarray(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask).sum(-1)
+            mask = np.asarray(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask)
+            mask = mask[None] if mask.ndim == 1 else mask
+            if mask.shape != (len(features), features.shape[2]):
+                raise ValueError(
+                    f"attention_mask must be [batch, frames] as input_features are ({[len(features), features.shape[2]]}), got "
+                    f"{list(mask.shape)}: pass the processor's output for the same audio."
+                )
+            alignment_frames = mask.sum(-1)
         if features.shape[2] > window and mask is not None:  # long audio in a batch: each row's real frames
             num_frames = alignment_frames
         languages = language if isinstance(language, (list, tuple)) else [language] * len(features)

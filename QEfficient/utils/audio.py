@@ -35,5 +35,6 @@ def decode_wav(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "the
     if rate != sampling_rate:
         raise ValueError(f"'{name}' is sampled at {rate} Hz; the model needs {sampling_rate} Hz ({fix}).")
     dtype, offset, scale = _PCM[width]
+    frames = frames[: len(frames) - len(frames) % (width * channels)]  # a file cut short mid-frame: its whole frames
     samples = (np.frombuffer(frames, dtype=dtype).astype(np.float32) - offset) / scale
     return samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples

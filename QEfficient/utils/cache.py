@@ -33,7 +33,7 @@ LOCK_SUFFIX = ".lock"
 def qeff_home() -> Path:
     """Root of all caches: $QEFF_HOME, else $XDG_CACHE_HOME/qeff_models, else ~/.cache/qeff_models."""
     if os.environ.get("QEFF_HOME"):
-        home = Path(os.environ["QEFF_HOME"]).expanduser()
+        home = Path(os.environ["QEFF_HOME"]).expanduser().absolute()  # artifacts' paths stay valid after a chdir
         if home.is_file():
             raise ValueError(f"QEFF_HOME={os.environ['QEFF_HOME']} is a file: point it at a folder (created if missing).")
         return home
@@ -362,8 +362,9 @@ def _replace_entry(old: Path, new: Path) -> None:
 
 
 def sweep_stale_temps(final: Path) -> None:
-    """Remove temp dirs left by builds of ``final`` whose process no longer runs."""
-    for stale in final.parent.glob(f".tmp-{final.name}-*"):
+    """Remove temp dirs left beside ``final`` by builds (of any entry) whose process no longer runs; one without its
+    builder's pid is removed once older than a minute (a build writes its pid as it starts)."""
+    for stale in final.parent.glob(".tmp-*"):
         pid_file = stale / ".pid"
         if pid_file.is_file():
             try:
@@ -373,4 +374,10 @@ def sweep_stale_temps(final: Path) -> None:
                 continue  # alive, and another user's
             except (ValueError, OSError):
                 pass
+        else:
+            try:
+                if time.time() - stale.stat().st_mtime < 60:
+                    continue  # just made: its builder may not have written its pid yet
+            except OSError:
+                continue
         shutil.rmtree(stale, ignore_errors=True)
