@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import warnings
@@ -136,6 +137,35 @@ def test_two_pooling_functions_of_one_name_are_two_graphs(home):
     assert first == again and other != first
 
 
+POOLING_MODULE = """
+import functools, torch
+SCALE = torch.ones(3)
+def pool(last_hidden_states, attention_mask, reduce=torch.amax, names=frozenset({"a", "b", "c"})):
+    return reduce(last_hidden_states, 1) * SCALE.sum()
+partial_pool = functools.partial(pool, reduce=torch.amin)
+"""
+
+
+def test_a_pooling_functions_key_is_the_same_in_every_process(tmp_path, monkeypatch):
+    """Builtin defaults, set literals and partials keyed without addresses or hash order: a new process (another
+    PYTHONHASHSEED) reuses the graph."""
+    (tmp_path / "my_pooling.py").write_text(POOLING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_pooling
+
+    from QEfficient.models.pooling_key import pooling_key
+
+    script = (
+        "import my_pooling; from QEfficient.models.pooling_key import pooling_key as key; "
+        "print(key(my_pooling.pool)); print(key(my_pooling.partial_pool))"
+    )
+    path = os.pathsep.join([str(tmp_path), os.getcwd(), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONHASHSEED": "7"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env).stdout.splitlines()
+    assert out == [pooling_key(my_pooling.pool), pooling_key(my_pooling.partial_pool)]
+    assert out[0] != out[1]
+
+
 def test_bad_paths_are_named(llama, home, tmp_path):
     folder, _ = llama
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
@@ -154,6 +184,17 @@ def test_a_killed_builds_temp_folder_is_swept_by_the_next_build_beside_it(llama,
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     stale = path.parent / ".tmp-qpc-another-entry-x1"  # a build of another key, killed
     stale.mkdir()
-    (stale / ".pid").write_text(dead.stdout.strip())
+    (stale / ".pid").write_text(f"{socket.gethostname()} {dead.stdout.strip()}")
+    kept = [path.parent / ".tmp-not-a-build", path.parent / ".tmp-qpc-of-another-host-x2"]  # no builder's record; not ours
+    for folder_ in kept:
+        folder_.mkdir()
+    (kept[1] / ".pid").write_text(f"another-host-{socket.gethostname()} {dead.stdout.strip()}")
     model.compile(offload_pt_weights=False, **{**COMPILE, "ctx_len": 48})
-    assert not stale.exists() and os.path.isdir(path)
+    assert not stale.exists() and os.path.isdir(path) and all(k.is_dir() for k in kept)
+
+
+def test_compile_after_an_export_to_a_folder_uses_that_graph(llama, home, tmp_path):
+    folder, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    exported = model.export(export_dir=tmp_path / "mine" / "llama")
+    assert model.compile(**COMPILE).parent == exported.parent and not list(home.rglob("*.onnx"))

@@ -431,6 +431,35 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     clip = base64.b64encode(wav(read_wav(DATA / "speech16k.wav")[:24000])).decode()
     body = {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": clip, "format": "wav"}}]}]}
     answers_as_the_single_server(str(wav2vec2_classifier(tmp_path / "wav2vec2")), "/classify", body, "data")
+    # a page retriever: compiled by the driver, each replica serves its text artifact and the vision artifact it names
+    serve.delete(APP_NAME)
+    from tests.test_retrieval import tiny_colqwen2
+    from tests.test_server_retrieval import QUERIES, image_part
+
+    tiny_colqwen2(tmp_path / "colqwen2")
+    retriever = str(tmp_path / "colqwen2")
+    body = {"query": QUERIES[0], "documents": {"content": [image_part(0), image_part(1)]}}
+    qpc = answers_as_the_single_server(retriever, "/rerank", body, "results")
+    # and shipped to a node that shares no disk with the driver: the vision artifact goes along
+    serve.delete(APP_NAME)
+    expected, _ = single_answer(retriever, "/rerank", body)
+    vision = json.loads((Path(qpc) / "qconfig.json").read_text())["vision_artifact"]
+    text_copy, vision_copy = (shutil.copytree(p, tmp_path / "pages-disk" / Path(p).name) for p in (qpc, vision))
+    shipment = ship(text_copy, None, vision_copy)
+    shutil.rmtree(tmp_path / "pages-disk")
+    pages_home = tmp_path / "pages-replica-home"
+    options = ReplicaOptions(cores_per_replica=1, pin_cores=False, runtime_env={"env_vars": {"QEFF_HOME": str(pages_home)}})
+    application = build_encoder_application(str(text_copy), "embed", options, ["pages"], shipment=shipment, server_options={"ctx_len": 64})
+    serve.run(application, name=APP_NAME, route_prefix="/")
+    r = loopback_http.post(f"{bare_serve}/rerank", json=body, timeout=120)
+    assert r.status_code == 200 and r.json()["results"] == expected["results"], r.text
+    assert len(list((pages_home / "shipped").glob("qpc-*"))) == 2  # the two artifacts, from the object store
+    # a contrastive image-text model (CLIP): compiled by the driver, each replica serves its two towers' artifacts
+    serve.delete(APP_NAME)
+    from tests.test_server_dual_embeddings import data_url, tiny_clip
+
+    images = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(s)}} for s in (1, 2)]}]}
+    answers_as_the_single_server(str(tiny_clip(tmp_path / "clip")), "/v1/embeddings", images, "data")
 
 
 def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(bare_serve, artifact, single, tmp_path):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import shutil
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -32,9 +35,8 @@ def data_url(seed: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-@pytest.fixture(scope="module")
-def clip_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip")
+def tiny_clip(folder: Path) -> Path:
+    """A tiny CLIP with its processor (a byte-level BPE tokenizer, a 32x32 image processor)."""
     tokenizer = build_tokenizer()
     text = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_position_embeddings=24)
     text |= dict(vocab_size=VOCAB, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, pad_token_id=0)
@@ -43,6 +45,12 @@ def clip_server(tmp_path_factory):
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip_server(tmp_path_factory):
+    folder = tiny_clip(tmp_path_factory.mktemp("clip"))
     assert pooling_task(str(folder), None, "auto") == "embed"
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
     with serve_on_loopback(app, log_level="critical") as url:
@@ -92,7 +100,7 @@ def test_texts_and_images_equal_transformers(clip_server):
 
 
 def test_bad_requests_say_what_to_do(clip_server):
-    url, _, qpc_path = clip_server
+    url, _, _ = clip_server
     image = [{"type": "image_url", "image_url": {"url": data_url(3)}}]
     cases = [
         ({"input": "a cat", "messages": [{"role": "user", "content": image}]}, "one of the two"),
@@ -106,5 +114,32 @@ def test_bad_requests_say_what_to_do(clip_server):
     for body, message in cases:
         answer = post(url, body)
         assert answer.status_code == 400 and message in answer.json()["error"]["message"], (body, answer.text)
-    with pytest.raises(ValueError, match="serve the model from its folder"):  # a tower's artifact holds no processor
-        build_from_args(parse_args(["--qpc_path", qpc_path, "--num_cores", "1"]))
+
+
+def test_the_artifacts_served_alone_answer_as_the_folder(tmp_path):
+    """``serve --qpc_path`` on the text tower's artifact (which names the image tower's and keeps the processor) answers
+    texts and images as the server on the folder does, after the folder is gone."""
+    from starlette.testclient import TestClient
+
+    folder = tiny_clip(tmp_path / "clip")
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    bodies = [
+        {"input": TEXTS},
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(s)}} for s in (1, 2)]}]},
+    ]
+    expected = [TestClient(app).post("/v1/embeddings", json=body).json() for body in bodies]
+    qpc = str(app.state.qpc_path)
+    runner.stop()
+    shutil.rmtree(folder)
+    app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--model_name", "clip"]))
+    client = TestClient(app)
+    for body, answer in zip(bodies, expected, strict=True):
+        got = client.post("/v1/embeddings", json={**body, "model": "clip"}).json()
+        assert got["data"] == answer["data"] and got["usage"] == answer["usage"]
+    assert client.post("/v1/embeddings", json={"input": "cat " * 40}).status_code == 400  # the compiled length bounds the texts
+    runner.stop()
+    image_tower = json.loads((Path(qpc) / "qconfig.json").read_text())["image_artifact"]
+    with pytest.raises(ValueError, match="served from its text artifact"):
+        build_from_args(parse_args(["--qpc_path", image_tower, "--num_cores", "1"]))
+    with pytest.raises(ValueError, match="--img_size"):  # compiled into the artifact
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--img_size", "64"]))

@@ -10,6 +10,8 @@ import base64
 import functools
 import io
 import json
+import shutil
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -169,9 +171,8 @@ def test_bad_requests_say_what_to_do(server, route, body, status, says):
     assert reply.status_code == status and says in reply.json()["error"]["message"], reply.text
 
 
-def test_generation_options_and_ray_are_refused(tmp_path):
+def test_generation_options_are_refused(tmp_path):
     from QEfficient import QEFFAutoModelForCausalLM
-    from QEfficient.distributed.ray_serve import application_from_args
     from QEfficient.loading.hf_loader import NotACausalLMError
 
     tiny_colpali(tmp_path)
@@ -181,10 +182,45 @@ def test_generation_options_and_ray_are_refused(tmp_path):
         build_server(str(tmp_path), None, 8, 64, 1, 1, lora={"a": str(tmp_path)})
     with pytest.raises(ValueError, match="--task do not apply"):
         build_server(str(tmp_path), None, 8, 64, 1, 1, task="score")
-    with pytest.raises(ValueError, match="served by one process: leave out --ray"):
-        application_from_args(parse_args(["--ray", "--model_name", str(tmp_path), "--ship_artifact", "off"]))
     app, runner = build_server(str(tmp_path), None, 8, 64, 1, 1, max_num_images=1)  # the pages a request may hold
     with serve_on_loopback(app, log_level="critical") as url:
         reply = post(url, "/pooling", {"messages": [{"role": "user", "content": [image_part(0), image_part(1)]}]})
     runner.stop()
     assert reply.status_code == 400 and "At most 1 inputs per request" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("kind", ["colpali", "qwen2_vl", "colmodernvbert"])
+def test_the_artifacts_served_alone_answer_as_the_folder(kind, tmp_path):
+    """``serve --qpc_path`` on the text artifact (which names the vision artifact and keeps the processor) answers
+    queries, pages and scores as the server on the folder does, after the folder is gone."""
+    from starlette.testclient import TestClient
+
+    folder = tmp_path / kind
+    BUILDERS[kind][0](folder)
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", str(CTX_LEN)]))
+    pages = {"content": [image_part(0), image_part(1)]}
+    bodies = [
+        ("/pooling", {"input": QUERIES}),
+        ("/pooling", {"messages": [{"role": "user", "content": [image_part(1)]}]}),
+        ("/score", {"text_1": QUERIES[0], "text_2": pages}),
+        ("/rerank", {"query": QUERIES[1], "documents": pages}),
+    ]
+    expected = [TestClient(app).post(route, json=body).json() for route, body in bodies]
+    qpc = str(app.state.qpc_path)
+    runner.stop()
+    shutil.rmtree(folder)
+    served = ["--qpc_path", qpc, "--num_cores", "1", "--ctx_len", str(CTX_LEN), "--model_name", "pages"]
+    app, runner = build_from_args(parse_args(served))
+    client = TestClient(app)
+    for (route, body), answer in zip(bodies, expected, strict=True):
+        got = client.post(route, json={**body, "model": "pages"}).json()
+        key = "results" if route == "/rerank" else "data"
+        assert got[key] == answer[key] and got["usage"] == answer["usage"], route
+    long_query = client.post("/pooling", json={"input": "word " * CTX_LEN})  # --ctx_len bounds the queries, as on the folder
+    assert long_query.status_code == 400 and "more than this server's" in long_query.json()["error"]["message"]
+    runner.stop()
+    vision = json.loads((Path(qpc) / "qconfig.json").read_text())["vision_artifact"]
+    with pytest.raises(ValueError, match="served from its text artifact"):  # the vision graph's own artifact
+        build_from_args(parse_args(["--qpc_path", vision, "--num_cores", "1"]))
+    with pytest.raises(ValueError, match="--task score does not apply"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "score"]))

@@ -174,7 +174,7 @@ def _check_generates_text(model_name: str, cache_dir: str | None) -> None:
     try:
         folder, _ = resolve_model_path(model_name, cache_dir)
         config = AutoConfig.from_pretrained(folder)
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError):
         return
     check_is_causal_lm(config)
 

@@ -323,16 +323,19 @@ def build_from_args(args: argparse.Namespace):
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import open_app
-        from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
+        from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app, serves_pages
 
         qconfig = read_artifact(Path(args.qpc_path))
         pooler_task = artifact_pooler_task(args, qconfig)
         names = (args.model_name,) if args.model_name else ()
-        if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT, BGE-M3 or /classify server
-            refuse_generation_options(args)
+        if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT, BGE-M3, /classify or pages' server
+            pages = serves_pages(qconfig)
+            refuse_generation_options(args, takes_pages=pages)
             with step(f"Opening the encoder artifact {args.qpc_path}"):
                 options = (args.num_cores, args.api_key, args.max_body_bytes, pooler_task or args.task)
-                return open_compiled_encoder_app(args.qpc_path, names, *options, pooler=getattr(args, "pooler_defaults", None))
+                server_options = {"ctx_len": args.ctx_len, "max_pages": args.max_num_images} if pages else None
+                pooler = getattr(args, "pooler_defaults", None)
+                return open_compiled_encoder_app(args.qpc_path, names, *options, pooler=pooler, server_options=server_options)
         if getattr(args, "pooler_defaults", None) is not None:
             raise ValueError(
                 f"--pooler_config's {', '.join(args.pooler_defaults)} set an encoder's embeddings; '{args.qpc_path}' is a decoder's."
@@ -381,12 +384,14 @@ def decoder_artifact_from_args(args: argparse.Namespace, num_cores: int):
     return artifact
 
 
-def refuse_generation_options(args: argparse.Namespace) -> None:
+def refuse_generation_options(args: argparse.Namespace, takes_pages: bool = False) -> None:
     """Generation's options (and --task generate) with an encoder's ``--qpc_path``, refused: it is served for embeddings
-    or scores; so are a vision-language model's (an image classifier's image size is compiled in its artifact)."""
+    or scores; so are a vision-language model's (an image classifier's image size is compiled in its artifact), but for
+    --max_num_images where the artifact is a page retriever's (``takes_pages``: its pages a request)."""
     options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser", "reasoning_parser")
     given = [f"--{n}" for n in options if getattr(args, n, None)]
-    given += [f"--{n}" for n in ("img_size", "max_num_images") if getattr(args, n, None) is not None]
+    media = ("img_size",) if takes_pages else ("img_size", "max_num_images")
+    given += [f"--{n}" for n in media if getattr(args, n, None) is not None]
     if getattr(args, "task", "auto") == "generate" or given:
         raise ValueError(
             f"'{args.qpc_path}' is an encoder's artifact, served for embeddings or scores: "

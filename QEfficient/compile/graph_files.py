@@ -2,8 +2,8 @@
 files it names, each with its sha256. The key holds the digests, not the path: another graph written over the same path
 is another artifact, and a cache moved elsewhere keeps its artifacts.
 
-An export's cache entry (export/onnx_export.py) supplies the digests its manifest recorded when it was written (the
-entry is verified where it is reused); a graph elsewhere (``compile(onnx_path=...)``) is read for the files it names and
+An export's cache entry (export/onnx_export.py) supplies the digests its manifest recorded, once the entry is verified
+(by size and mtime; a file changed since is hashed again); a graph elsewhere (``compile(onnx_path=...)``) is read for the files it names and
 they are hashed (memoized by inode, size and mtime: once per file).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from QEfficient.utils.cache import MANIFEST, file_digest, is_complete
+from QEfficient.utils.cache import MANIFEST, file_digest, is_complete, verify_entry
 
 
 def graph_files(onnx_path: Path) -> dict[str, str]:
@@ -30,8 +30,8 @@ def _recorded_digests(onnx_path: Path) -> dict[str, str] | None:
     """The digests an export entry's manifest holds for the graph and its data files (every file of the entry but its
     JSON records and other graphs), or None for a folder that is not a complete entry or whose files' sizes differ."""
     folder = onnx_path.parent
-    if not is_complete(folder) or not (folder / MANIFEST).is_file():
-        return None
+    if not is_complete(folder) or not (folder / MANIFEST).is_file() or verify_entry(folder) is not None:
+        return None  # (verified by size and mtime; a file changed since is hashed again)
     try:
         files = json.loads((folder / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -135,7 +135,9 @@ class QEffEngine:
             if tokenizer_dir is None and inside:  # the artifact's own tokenizer (or processor) folder: this node's copy of it
                 tokenizer_dir = qpc_path / Path(artifact["tokenizer_dir"]).relative_to(artifact["qpc_path"])
             artifact = {**artifact, "qpc_path": str(qpc_path)} | ({"tokenizer_dir": str(tokenizer_dir)} if tokenizer_dir else {})
-            if (vision := receive_vision(shipment)) is not None:
+            if (vision := receive_vision(shipment)) is not None and ENCODER_TASK in artifact:  # a two-graph encoder's
+                artifact["server_options"] = {**(artifact.get("server_options") or {}), "vision_qpc_path": str(vision)}
+            elif vision is not None:
                 artifact["vision_language"] = {**artifact["vision_language"], "vision_qpc_path": str(vision)}
         self.qpc_path = artifact["qpc_path"]
         if pin:
@@ -146,7 +148,8 @@ class QEffEngine:
 
             names, task = artifact["served_names"], artifact[ENCODER_TASK]
             options = (cores, api_key, max_body_bytes, task)
-            self.app, self.runner = open_compiled_encoder_app(self.qpc_path, names, *options, pooler=artifact.get("pooler"))
+            pooler, two_graphs = artifact.get("pooler"), artifact.get("server_options")
+            self.app, self.runner = open_compiled_encoder_app(self.qpc_path, names, *options, pooler=pooler, server_options=two_graphs)
         else:
             self.app, self.runner = open_app(ServingArtifact(**artifact), cores, max_queue, api_key, max_body_bytes)
         self.replica_id = serve.get_replica_context().replica_id.unique_id
@@ -344,17 +347,21 @@ def build_encoder_application(
     max_body_bytes: int | None = None,
     shipment: Shipment | None = None,
     pooler: dict | None = None,
+    server_options: dict | None = None,
 ):
     """The Ray Serve application over an encoder's artifact (QEFFAutoModel's, a sequence classifier's, a ColBERT's,
-    BGE-M3's or SPLADE's): each replica serves its embeddings (``task`` "embed", with ``pooler``: --pooler_config's
-    defaults), scores ("score"), a ColBERT's routes ("embed"), a SPLADE model's vectors ("embed") or a BGE-M3 token task
-    ("token_embed", "token_classify") as ``serve --qpc_path`` does, without torch. ``shipment``:
-    ``shipping.ship(qpc_path, None)``, the artifact holding its tokenizer and model files."""
+    BGE-M3's, SPLADE's, an image or audio classifier's or a page retriever's text artifact): each replica serves its
+    embeddings (``task`` "embed", with ``pooler``: --pooler_config's defaults), scores ("score"), a ColBERT's or a page
+    retriever's routes ("embed", with ``server_options``: ctx_len, max_pages), a SPLADE model's vectors ("embed"), /classify
+    or a BGE-M3 token task ("token_embed", "token_classify") as ``serve --qpc_path`` does (without torch, but for the
+    image and page models). ``shipment``: ``shipping.ship(qpc_path, None)``, the artifact holding its tokenizer and model
+    files (a page retriever's: with its vision artifact)."""
     from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
 
     limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
     artifact = {"qpc_path": str(qpc_path), ENCODER_TASK: task, "served_names": list(served_names or [])}
     artifact |= {"pooler": pooler} if pooler else {}
+    artifact |= {"server_options": server_options} if server_options is not None else {}
     engine = QEffEngine.options(**options.engine_config()).bind(
         artifact, options.cores_per_replica, options.max_queue, api_key, limit, options.pin_cores, shipment
     )
@@ -418,18 +425,15 @@ def application_from_args(args):
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
     args = argparse.Namespace(**{**vars(args), "task": task, "hf_overrides": hf_overrides, "pooler_task": None})
     pooling = pooling_task(model_name, gguf_file, task, hf_overrides)
-    if pooling == "embed" and reads_images(model_name):
-        raise ValueError(f"'{model_name}' embeds texts and images, served by one process: leave out --ray.")
+    if pooling == "embed" and reads_images(model_name):  # CLIP's kind: compiled here, each replica serves its two artifacts
+        return _encoder_replicas(_compile_encoder(model_name, "embed", args), "embed", options, [model_name], args)
     if gguf_file is None:
         from QEfficient.serving.tasks import is_colbert, is_retriever, is_text_to_speech
 
         if is_text_to_speech(model_name):
             raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech), served by one process: leave out --ray.")
-        if is_retriever(model_name):
-            raise ValueError(
-                f"'{model_name}' is a late-interaction retriever of page images (/pooling, /score, /rerank), served by one "
-                "process: leave out --ray."
-            )
+        if is_retriever(model_name):  # compiled here (its options checked there), each replica serves its two artifacts
+            return _encoder_replicas(_compile_encoder(model_name, "embed", args), "embed", options, [model_name], args)
         if is_colbert(model_name):  # compiled here (another --task refused there), each replica serves its artifact's routes
             pooling = "embed" if task in ("auto", "embed") else task
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
@@ -474,7 +478,7 @@ def _artifact_application(args, options: ReplicaOptions):
     from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args, refuse_generation_options
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
-    from QEfficient.serving.encoder_artifact import check_servable, classifies_media, is_encoder_artifact
+    from QEfficient.serving.encoder_artifact import check_servable, classifies_media, is_encoder_artifact, serves_pages
     from QEfficient.serving.tasks import TASKS
 
     if getattr(args, "hf_overrides", None):
@@ -494,7 +498,7 @@ def _artifact_application(args, options: ReplicaOptions):
             vision = (artifact.vision_language or {}).get("vision_qpc_path")
             shipment = ship(artifact.qpc_path, None, vision)
         return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
-    refuse_generation_options(args)
+    refuse_generation_options(args, takes_pages=serves_pages(qconfig))
     check_servable(args.qpc_path, qconfig)
     if classifies_media(qconfig):  # its processor checked here, not in every replica
         from QEfficient.serving.classify_media_app import artifact_processor
@@ -526,14 +530,20 @@ def _encoder_replicas(qpc_path: str, task: str, options: ReplicaOptions, names: 
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.classify_media_app import MAX_REQUEST_AUDIO_BYTES
+    from QEfficient.serving.encoder_artifact import companion_artifact, embeds_texts_and_images, serves_pages
     from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES as IMAGES_MAX_BODY_BYTES
 
     qconfig = read_artifact(Path(qpc_path))  # requests of images or audio: the single server's limit
     media = {"image_classifier": IMAGES_MAX_BODY_BYTES, "audio_classifier": MAX_REQUEST_AUDIO_BYTES}
     limit = args.max_body_bytes or next((limit for flag, limit in media.items() if qconfig.get(flag)), None)
-    shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
+    if embeds_texts_and_images(qconfig):
+        limit = args.max_body_bytes or IMAGES_MAX_BODY_BYTES
+    # a page retriever: the single server's query and page limits; it and a contrastive model: their second artifact too
+    pages = serves_pages(qconfig)
+    server_options = {"ctx_len": args.ctx_len, "max_pages": getattr(args, "max_num_images", None)} if pages else None
+    shipment = ship(qpc_path, None, companion_artifact(qconfig)) if should_ship(args.ship_artifact) else None
     options = replace(options, full_batch_size=1)
-    return build_encoder_application(str(qpc_path), task, options, names, args.api_key, limit, shipment, pooler)
+    return build_encoder_application(str(qpc_path), task, options, names, args.api_key, limit, shipment, pooler, server_options)
 
 
 def _compile_encoder(model_name: str, task: str, args) -> str:

@@ -70,11 +70,19 @@ def usable_positions(config) -> int | None:
     return max_pos
 
 
+def _version(tensor) -> int:
+    """torch's count of a tensor's in-place changes; -1 for an inference tensor, which keeps none."""
+    try:
+        return tensor._version
+    except RuntimeError:
+        return -1
+
+
 @dataclass(frozen=True)
 class GraphArtifact:
     """One graph of a model of several, to build: its role (compile() keeps it as ``qpc_paths[f"{role}_qpc_path"]``),
-    its ONNX file, its manifest entries (kind, output_name, ...), compile params and specializations, and the rewrite its
-    MatMuls take (int8 GEMMs) or None."""
+    its ONNX file, its manifest entries (kind, output_name, ...), compile params and specializations, the rewrite its
+    MatMuls take (int8 GEMMs) or None, and what writes the files a server reads from it besides the graph, or None."""
 
     role: str
     onnx_path: Path
@@ -82,6 +90,7 @@ class GraphArtifact:
     params: dict
     specializations: dict
     rewrite: Callable | None = None
+    extra_files: Callable[[Path], object] | None = None
 
 
 class QEFFBaseModel:
@@ -164,7 +173,7 @@ class QEFFBaseModel:
         state = self.hf_model.state_dict()
         if self.hash_params["weights"] is not None and any(t.is_meta for t in state.values()):
             return
-        signature = tuple((name, t.data_ptr(), t._version) for name, t in state.items())
+        signature = tuple((name, t.data_ptr(), _version(t)) for name, t in state.items())
         if self.hash_params["weights"] is None or signature != getattr(self, "_weights_signature", None):
             self.hash_params["weights"] = fingerprint_state_dict(state)
             self._weights_signature = signature
@@ -178,7 +187,11 @@ class QEFFBaseModel:
         hash_extra: dict | None = None,
         **kwargs: Any,
     ) -> Path:
-        """One graph through the export cache (hash: this model's params plus ``hash_extra``)."""
+        """One graph through the export cache (hash: this model's params plus ``hash_extra``). An ``export_dir`` given
+        once holds the later exports too (compile() after export(export_dir=...) reuses that graph, as QEfficient does)."""
+        if export_dir is not None:
+            self._export_dir = export_dir
+        export_dir = getattr(self, "_export_dir", None) if export_dir is None else export_dir
         self._fingerprint_weights()
         params = {**self.hash_params, **(hash_extra or {})}
         return cached_export(module, params, name, self.model_architecture, export_dir, qeff_home(), export_fn=export_fn, **kwargs)
@@ -272,6 +285,36 @@ class QEFFBaseModel:
         check_positive(**positive)
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
 
+    @classmethod
+    def _from_text_artifact(cls, qpc_path, num_cores: int | None, other_path, kind: str, other: str, what: str, build: Callable) -> Self:
+        """A two-graph model (a page retriever, a contrastive image-text model) from its text artifact, which names the
+        ``other`` graph's artifact (``other_path``: a copy of that elsewhere) and keeps the config and processor:
+        ``build(config)`` makes its modules on the meta device, for their host-side rules; no weights are read, so export
+        and compile are refused (``_without_weights``)."""
+        import torch
+        from transformers import AutoConfig
+
+        from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
+
+        qpc_path = Path(qpc_path)
+        qconfig = read_artifact(qpc_path)
+        folder, named = qpc_path / MODEL_FILES_SUBDIR, f"{other}_artifact"
+        if qconfig.get("kind") != kind or not qconfig.get(named) or not folder.is_dir():
+            raise ValueError(
+                f"'{qpc_path}' is not the text artifact of {what} compiled by this version (compile()'s text_qpc_path, which "
+                "keeps the processor): compile it again from the model's folder."
+            )
+        other_path = Path(other_path or qconfig[named])
+        read_artifact(other_path)  # there and intact
+        config = AutoConfig.from_pretrained(folder)
+        with torch.device("meta"):
+            hf = build(config)
+        obj = cls(hf, pretrained_model_name_or_path=qconfig.get("model_name"))
+        obj.local_model_dir, obj._without_weights = folder, True
+        obj.qpc_paths, obj.qpc_path = {"text_qpc_path": qpc_path, f"{other}_qpc_path": other_path}, qpc_path
+        obj._num_cores = num_cores or qconfig.get("num_cores") or 1
+        return obj
+
     def _compile_graphs(self, graphs: list[GraphArtifact], compile_dir, num_cores: int, main: str) -> dict[str, Path]:
         """Build each graph's artifact; keeps them as ``qpc_paths`` (QEfficient's return value), the ``main`` role's as
         ``qpc_path``."""
@@ -284,6 +327,7 @@ class QEFFBaseModel:
                 {**backend, **graph.params},
                 graph.specializations,
                 rewrite=graph.rewrite,
+                extra_files=graph.extra_files,
             )
             for graph in graphs
         }

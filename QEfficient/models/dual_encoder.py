@@ -26,6 +26,7 @@ from QEfficient.export.onnx_export import export_encoder_onnx, export_image_enco
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder, run_image_encoder
 from QEfficient.models.base import GraphArtifact, QEFFBaseModel
 from QEfficient.models.image_encoder import processor_image_size
+from QEfficient.models.processor_files import save_whole_processor, whole_processor_key
 from QEfficient.transform.dual_encoder import QEffImageFeatures, QEffTextFeatures, check_dual_encoder, similarity_rule
 from QEfficient.transform.image_encoder import image_size
 from QEfficient.utils.arrays import as_numpy
@@ -63,7 +64,9 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         self.hf = model.eval()
         self.text = QEffTextFeatures(self.hf)
         self.image = QEffImageFeatures(self.hf)
-        similarity_rule(self.hf)  # a model without CLIP's similarity is refused now
+        self._without_weights = any(p.is_meta for p in self.hf.parameters())  # from_artifact: the modules on the meta device
+        if not self._without_weights:
+            similarity_rule(self.hf)  # a model without CLIP's similarity is refused now
         self.qpc_paths: dict[str, Path] = {}
 
     @classmethod
@@ -91,6 +94,10 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, img_size: int | tuple[int, int] | None = None, **kwargs) -> list[Path]:
         """Export the text and image towers (each cached under QEFF_HOME); returns [text, image] .onnx paths."""
+        if self._without_weights:
+            raise TypeError(
+                "This model was loaded from its artifacts, without weights: load it with from_pretrained() to export or compile it."
+            )
         warn_ignored_options("export()", kwargs)
         height, width = self._image_size(img_size)
         name = self.model_name.replace("/", "_")
@@ -139,25 +146,40 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         height, width = self._image_size(img_size)
         text_onnx, image_onnx = self.export(img_size=(height, width))
         rewrite = quantize_dynamic_int8 if mxfp6_matmul else None
-        graphs = [
-            GraphArtifact(
-                "text",
-                text_onnx,
-                {"kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": similarity_rule(self.hf)},
-                {"seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-                EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),
-                rewrite,
-            ),
-            GraphArtifact(
-                "image",
-                image_onnx,
-                {"kind": f"{DUAL_ENCODER_KIND}-image", "output_name": IMAGE_EMBEDS},
-                {"image_size": [height, width], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-                ImageEncoderGraphSpec.specializations(batch_size, height, width),
-                rewrite,
-            ),
-        ]
-        return self._compile_graphs(graphs, compile_dir, num_cores, main="text")
+        image = GraphArtifact(
+            "image",
+            image_onnx,
+            {"kind": f"{DUAL_ENCODER_KIND}-image", "output_name": IMAGE_EMBEDS},
+            {"image_size": [height, width], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+            ImageEncoderGraphSpec.specializations(batch_size, height, width),
+            rewrite,
+        )
+        image_path = self._compile_graphs([image], compile_dir, num_cores, main="image")["image_qpc_path"]
+        # the text artifact names the image artifact and keeps the config and processor: a server runs the two alone
+        manifest = {"kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": similarity_rule(self.hf)}
+        text = GraphArtifact(
+            "text",
+            text_onnx,
+            manifest | {"image_artifact": str(Path(image_path).resolve())},
+            {"seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul, **whole_processor_key(self.local_model_dir)},
+            EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),
+            rewrite,
+            lambda artifact_dir: save_whole_processor(self.local_model_dir, artifact_dir, self.config),
+        )
+        self._compile_graphs([text], compile_dir, num_cores, main="text")
+        self.qpc_paths = {"text_qpc_path": self.qpc_path, "image_qpc_path": image_path}
+        return self.qpc_paths
+
+    @classmethod
+    def from_artifact(
+        cls, qpc_path: str | os.PathLike, num_cores: int | None = None, image_qpc_path: str | os.PathLike | None = None
+    ) -> QEFFAutoModelForZeroShotImageClassification:
+        """The compiled model from its text artifact (compile()'s ``text_qpc_path``, which names its image artifact;
+        ``image_qpc_path``: a copy of that elsewhere): the towers' features and generate() run its graphs. No weights
+        are read (the modules are built on the meta device), so export and compile are refused."""
+        kind, what = f"{DUAL_ENCODER_KIND}-text", "a contrastive image-text model"
+        build = AutoModelForZeroShotImageClassification.from_config
+        return cls._from_text_artifact(qpc_path, num_cores, image_qpc_path, kind, "image", what, build)
 
     @property
     def compiled_image_size(self) -> tuple[int, int]:

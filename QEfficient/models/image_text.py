@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -37,10 +36,11 @@ from QEfficient.loading.config_overrides import weights_fit
 from QEfficient.loading.hf_loader import image_text_class, resolve_model_path, with_hf_overrides, with_load_defaults
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.models.image_text_view import ModelView, check_img_size, holds_an_image
+from QEfficient.models.processor_files import save_whole_processor, whole_processor_key
+from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR  # the processor's files and config in the artifact
 from QEfficient.runtime.ort_session import no_image_inputs, open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
-from QEfficient.utils.cache import file_digest
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 # qaic_config keys acted on: the sampler's (generate(sampling_params=...) samples on the host)
@@ -48,14 +48,6 @@ _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "inc
 
 
 logger = logging.getLogger(__name__)
-
-# In a language artifact: the config (as loaded, hf_overrides applied) and the processor's files, so that a server starts
-# from the two artifacts (serve --qpc_path, from_artifact) without the model's folder or weights.
-MODEL_FILES_SUBDIR = "model_files"
-MODEL_FILES_FORMAT = 1  # how _save_model_files writes them: part of the artifact's key
-_PROCESSOR_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken")
-_WRITTEN = ("config.json", "generation_config.json", "model.safetensors.index.json")  # written from the model, or not needed
-
 
 # Granite Speech's: transformers' generate turns its LoRA adapter off for prompts without audio; the graph holds it on
 AUDIO_ONLY_LORA = (
@@ -364,26 +356,13 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             return False, False
         return skip_vision, skip_lang
 
-    def _processor_files(self) -> list[Path]:
-        folder = self.local_model_dir
-        if folder is None or not Path(folder).is_dir():
-            return []
-        return sorted(f for f in Path(folder).iterdir() if f.is_file() and f.suffix in _PROCESSOR_SUFFIXES and f.name not in _WRITTEN)
-
     def _model_files_key(self) -> dict:
         """What the language artifact keeps besides the graph (the processor's files, the generation config), in its
         key: a changed one is a new artifact. The config is in the graph's key already."""
-        files = {f.name: file_digest(f) for f in self._processor_files()} | {"format": MODEL_FILES_FORMAT}
-        return {"model_files": files, "generation_config": self.hf.generation_config.to_diff_dict()}
+        return whole_processor_key(self.local_model_dir, self.hf.generation_config)
 
     def _save_model_files(self, artifact_dir: Path) -> None:
-        destination = artifact_dir / MODEL_FILES_SUBDIR
-        destination.mkdir()
-        for source in self._processor_files():
-            shutil.copyfile(source, destination / source.name)
-        # written as they are (save_pretrained would refuse some real checkpoints' generation settings)
-        self.config.to_json_file(destination / "config.json")
-        self.hf.generation_config.to_json_file(destination / "generation_config.json")
+        save_whole_processor(self.local_model_dir, artifact_dir, self.config, self.hf.generation_config)
 
     def generate(
         self,
@@ -502,6 +481,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         try:
             return self.adapter.prompt_token_lists(inputs, self.config)
         except KeyError as err:  # pixel_values alone, say
+            if not (err.args and isinstance(err.args[0], str) and hasattr(inputs, "keys") and err.args[0] not in inputs):
+                raise
             raise ValueError(
                 f"inputs hold no {err.args[0]}: pass the processor's whole output for the prompts and their images "
                 "(inputs=processor(images=..., text=...))."

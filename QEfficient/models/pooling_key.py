@@ -1,9 +1,10 @@
 """What an export's cache key holds of a ``pooling`` argument: a name as it is, a module's class, layers and weights, a
 function's code (its bytecode, constants, defaults and the values it closes over). Two functions of one name but other
-code (two lambdas; a function edited between runs) are two graphs."""
+code (two lambdas; a function edited between runs) are two graphs; the same code gives the same key in every process."""
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import Any
 
@@ -11,33 +12,44 @@ from QEfficient.utils.cache import fingerprint_state_dict, hash_dict
 
 
 def pooling_key(pooling: Any) -> str | None:
-    """The key of ``pooling``: None, a name, a module (ColBERT's projection) or a function."""
+    """The key of ``pooling``: None, a name, a module (ColBERT's projection), a function or another callable."""
     if pooling is None or isinstance(pooling, str):
         return pooling
-    kind = type(pooling)
-    if hasattr(pooling, "state_dict") and callable(pooling.state_dict):  # its layers (activations have no weights) and weights
-        return f"{kind.__module__}.{kind.__qualname__}:{pooling!r}:{fingerprint_state_dict(pooling.state_dict())}"
-    code = getattr(pooling, "__code__", None)
-    if code is None:  # another callable object: its class and what it shows of itself
-        return f"{kind.__module__}.{kind.__qualname__}:{pooling!r}"
-    closure = [_value(cell.cell_contents) for cell in pooling.__closure__ or ()]
-    defaults = [_value(pooling.__defaults__), _value(pooling.__kwdefaults__)]
-    parts = {"code": _code(code), "defaults": defaults, "closure": closure}
-    return f"{pooling.__module__}.{pooling.__qualname__}:{hash_dict(parts)}"
+    return _value(pooling)
 
 
 def _code(code: types.CodeType) -> list:
     """A code object's bytecode, names and constants (nested functions' code too)."""
-    consts = [_code(c) if isinstance(c, types.CodeType) else _value(c) for c in code.co_consts]
-    return [code.co_code.hex(), list(code.co_names), list(code.co_varnames), consts]
+    return [code.co_code.hex(), list(code.co_names), list(code.co_varnames), [_value(c) for c in code.co_consts]]
+
+
+def _named(value: Any) -> str:
+    return f"{getattr(value, '__module__', None)}.{getattr(value, '__qualname__', getattr(value, '__name__', type(value).__name__))}"
 
 
 def _value(value: Any) -> str:
-    """A constant, default or closed-over value as the key holds it: tensors and modules by their weights."""
-    if hasattr(value, "state_dict") and callable(value.state_dict):
-        return pooling_key(value) or ""
+    """``value`` as the key holds it, the same in every process: modules and tensors by their weights, functions by their
+    code, builtins, classes and modules by name, containers by their items (sets sorted)."""
+    if isinstance(value, types.CodeType):
+        return hash_dict({"code": _code(value)})
+    if hasattr(value, "state_dict") and callable(value.state_dict):  # its layers (activations have no weights) and weights
+        return f"{_named(type(value))}:{value!r}:{fingerprint_state_dict(value.state_dict())}"
     if hasattr(value, "detach") and hasattr(value, "shape"):  # a tensor
         return fingerprint_state_dict({"tensor": value.detach()})
     if isinstance(value, types.FunctionType):
-        return pooling_key(value) or ""
+        closure = [_value(cell.cell_contents) for cell in value.__closure__ or ()]
+        defaults = [_value(value.__defaults__ or ()), _value(value.__kwdefaults__ or {})]
+        return f"{_named(value)}:{hash_dict({'code': _code(value.__code__), 'defaults': defaults, 'closure': closure})}"
+    if isinstance(value, types.MethodType):
+        return f"{_value(value.__func__)}@{_value(value.__self__)}"
+    if isinstance(value, functools.partial):
+        return f"partial({_value(value.func)}, {_value(value.args)}, {_value(value.keywords)})"
+    if isinstance(value, (types.BuiltinFunctionType, types.ModuleType, type)) or callable(value) and not hasattr(value, "__dict__"):
+        return _named(value)
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}[{', '.join(_value(v) for v in value)}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_value(k)}: {_value(v)}" for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))) + "}"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}{sorted(_value(v) for v in value)}"
     return repr(value)

@@ -30,6 +30,7 @@ from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import load_config, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import GraphArtifact, QEFFBaseModel
+from QEfficient.models.processor_files import save_whole_processor, whole_processor_key
 from QEfficient.transform.image_text import QEffVisionEncoder
 from QEfficient.transform.retrieval import QEffRetrievalEmbeddings, VisionLanguageView, retriever_rule, retriever_vision_adapter
 from QEfficient.utils.arrays import as_numpy
@@ -69,6 +70,7 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         self.text = QEffRetrievalEmbeddings(self.hf)
         self.img_size = self.adapter.default_img_size(self.config.vlm_config)  # 0: any size (Qwen2-VL's grids)
         self.qpc_paths: dict[str, Path] = {}
+        self._without_weights = False  # from_artifact: the modules on the meta device
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
@@ -86,6 +88,10 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
         """Export the image tower and the language model (each cached under QEFF_HOME); returns [vision, text] .onnx paths."""
+        if self._without_weights:
+            raise TypeError(
+                "This model was loaded from its artifacts, without weights: load it with from_pretrained() to export or compile it."
+            )
         warn_ignored_options("export()", kwargs)
         name = self.model_name.replace("/", "_")
         text_config = self.config.vlm_config.text_config
@@ -119,25 +125,38 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         vision_onnx, text_onnx = self.export()
         rewrite = quantize_dynamic_int8 if mxfp6_matmul else None
         params = {"batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
-        graphs = [
-            GraphArtifact(
-                "vision",
-                vision_onnx,
-                {"kind": f"{RETRIEVAL_KIND}-vision", "output_name": VISION_EMBEDS},
-                {**params, "img_size": self.img_size},
-                VisionGraphSpec.specializations(self.img_size, batch_size),
-                rewrite,
-            ),
-            GraphArtifact(
-                "text",
-                text_onnx,
-                {"kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS},
-                params,
-                RetrievalTextGraphSpec.specializations(batch_size),
-                rewrite,
-            ),
-        ]
-        return self._compile_graphs(graphs, compile_dir, num_cores, main="text")
+        vision = GraphArtifact(
+            "vision",
+            vision_onnx,
+            {"kind": f"{RETRIEVAL_KIND}-vision", "output_name": VISION_EMBEDS},
+            {**params, "img_size": self.img_size},
+            VisionGraphSpec.specializations(self.img_size, batch_size),
+            rewrite,
+        )
+        vision_path = self._compile_graphs([vision], compile_dir, num_cores, main="vision")["vision_qpc_path"]
+        # the text artifact names its vision artifact and keeps the config and the processor: a server runs the two alone
+        text = GraphArtifact(
+            "text",
+            text_onnx,
+            {"kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS, "vision_artifact": str(Path(vision_path).resolve())},
+            {**params, **whole_processor_key(self.local_model_dir)},
+            RetrievalTextGraphSpec.specializations(batch_size),
+            rewrite,
+            lambda artifact_dir: save_whole_processor(self.local_model_dir, artifact_dir, self.config),
+        )
+        self._compile_graphs([text], compile_dir, num_cores, main="text")
+        self.qpc_paths = {"vision_qpc_path": vision_path, "text_qpc_path": self.qpc_path}
+        return self.qpc_paths
+
+    @classmethod
+    def from_artifact(
+        cls, qpc_path: str | os.PathLike, num_cores: int | None = None, vision_qpc_path: str | os.PathLike | None = None
+    ) -> QEFFAutoModelForRetrieval:
+        """The compiled retriever from its text artifact (compile()'s ``text_qpc_path``, which names its vision artifact;
+        ``vision_qpc_path``: a copy of that elsewhere): generate() runs the two graphs. No weights are read (the modules
+        are built on the meta device, for their host-side rules), so export and compile are refused."""
+        kind, build = f"{RETRIEVAL_KIND}-text", lambda config: _retrieval_class(config)(config)
+        return cls._from_text_artifact(qpc_path, num_cores, vision_qpc_path, kind, "vision", "a page retriever", build)
 
     def _pages(self, inputs, pages: int) -> list[dict[str, np.ndarray]]:
         """Each page's vision inputs, as a processor's output holds them for one page."""

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from fastapi import FastAPI, Request
 
+from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
@@ -93,18 +94,44 @@ def create_dual_embeddings_app(
 def open_dual_embeddings_app(model, model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes):
     """(app, runner) for a loaded QEFFAutoModelForZeroShotImageClassification: compiled for texts of up to ``ctx_len``
     tokens (within its text tower's positions) and its image processor's size, with its processor."""
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(model.local_model_dir)
-    if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
-        raise ValueError(f"'{model_name}' has no processor with a tokenizer and an image processor: save its processor to the folder.")
+    processor = _dual_processor(model.local_model_dir, model_name)
     positions = getattr(model._text_config(), "max_position_embeddings", None) or ctx_len
     max_len = min(ctx_len, positions)
-    paths = model.compile(seq_len=max_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    check_processor_size(processor.image_processor, tuple(model.compiled_image_size), model_name)
+    model.compile(seq_len=max_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    return _served(model, processor, model_name, [model_name], max_len, api_key, max_body_bytes)
+
+
+def open_compiled_dual_embeddings_app(
+    qpc_path, served_names, num_cores: int, api_key, max_body_bytes, vision_qpc_path=None
+) -> tuple[FastAPI, NoRunner]:
+    """(app, runner) over a contrastive model's text artifact (compile()'s ``text_qpc_path``) and the image artifact it
+    names (``vision_qpc_path``: a copy of that elsewhere), with the processor the text artifact keeps: /v1/embeddings of
+    texts (up to the compiled length) and images as the server on the folder answers, without the folder or weights."""
+    from QEfficient.models.dual_encoder import QEFFAutoModelForZeroShotImageClassification
+
+    model = QEFFAutoModelForZeroShotImageClassification.from_artifact(qpc_path, num_cores, vision_qpc_path)
+    processor = _dual_processor(model.local_model_dir, str(qpc_path))
+    max_len = int(max(read_artifact(model.qpc_path)["compile_params"]["seq_len"]))
+    return _served(model, processor, str(qpc_path), list(served_names), max_len, api_key, max_body_bytes)
+
+
+def _dual_processor(folder, name: str):
+    """The folder's (or text artifact's) processor, refused without a tokenizer and an image processor."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(folder)
+    if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
+        raise ValueError(f"'{name}' has no processor with a tokenizer and an image processor: save its processor to the folder.")
+    return processor
+
+
+def _served(model, processor, name: str, served_names: list[str], max_len: int, api_key, max_body_bytes) -> tuple[FastAPI, NoRunner]:
+    """The app over a compiled model, its processor checked against the compiled image size and text length."""
+    check_processor_size(processor.image_processor, tuple(model.compiled_image_size), name)
+    positions = getattr(model._text_config(), "max_position_embeddings", None) or max_len
     if model.config.model_type in PADDED_TO_POSITIONS and max_len < positions:
-        raise ValueError(f"'{model_name}' reads texts padded to its {positions} positions: serve it with --ctx_len {positions} or more.")
+        raise ValueError(f"'{name}' reads texts padded to its {positions} positions: serve it with --ctx_len {positions} or more.")
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
-    app = create_dual_embeddings_app(model, processor, model.model_name, max_len, served_names=[model_name], api_key=api_key, **limits)
-    app.state.qpc_path = paths["text_qpc_path"]
+    app = create_dual_embeddings_app(model, processor, model.model_name, max_len, served_names=served_names, api_key=api_key, **limits)
+    app.state.qpc_path = model.qpc_paths["text_qpc_path"]
     return app, NoRunner()

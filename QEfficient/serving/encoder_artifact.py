@@ -24,6 +24,7 @@ from QEfficient.export.graph_names import (
     LOGITS,
     VIDEO_CLASSIFIER_KIND,
 )
+from QEfficient.export.task_graph_specs import RETRIEVAL_KIND
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config, warn_chat_formatting
 from QEfficient.models.sentence_encoding import encode_sentences
@@ -52,8 +53,14 @@ def is_encoder_artifact(qconfig: dict) -> bool:
     """Whether an artifact's qconfig is an encoder's that a server takes: a text encoder's (QEFFAutoModel or a sequence
     classifier) or an image or audio classifier's; another image or audio model's is refused, saying so, as are other
     task graphs."""
-    if classifies_media(qconfig):
+    if classifies_media(qconfig) or serves_pages(qconfig) or embeds_texts_and_images(qconfig):
         return True
+    if str(qconfig.get("kind", "")).startswith(RETRIEVAL_KIND):
+        raise ValueError(
+            f"'{qconfig.get('model_name')}': a page retriever is served from its text artifact (compile()'s text_qpc_path), "
+            "which names its vision artifact and keeps the processor; this is its vision graph, or a text artifact compiled "
+            "by an older version, without its processor: compile it again, or serve the model's folder."
+        )
     if "audio_reads" in qconfig:  # a speech recognizer's, an audio encoder's, a frame classifier's (models/ctc.py)
         raise ValueError(
             f"'{qconfig.get('model_name')}' is an audio model's artifact that no server here takes (speech recognition, "
@@ -84,8 +91,9 @@ def is_encoder_artifact(qconfig: dict) -> bool:
         raise ValueError(f"'{qconfig.get('model_name')}' is a video classifier's artifact: no server here takes video. Run it from Python.")
     if str(qconfig.get("kind", "")).startswith(DUAL_ENCODER_KIND):
         raise ValueError(
-            f"'{qconfig.get('model_name')}' is a tower of a contrastive image-text model (CLIP, SigLIP), whose artifact holds no "
-            "processor: serve the model from its folder (serve --model_name FOLDER: /v1/embeddings of texts and images)."
+            f"'{qconfig.get('model_name')}': a contrastive image-text model (CLIP, SigLIP) is served from its text artifact "
+            "(compile()'s text_qpc_path), which names its image artifact and keeps the processor; this is its image tower, "
+            "or a text artifact compiled by an older version: compile it again, or serve the model's folder."
         )
     kind = qconfig.get("kind")
     if kind and "output_name" in qconfig and "kv_shape" not in qconfig:  # a task model's graph (SAM's, a matcher's, ...)
@@ -96,6 +104,26 @@ def is_encoder_artifact(qconfig: dict) -> bool:
     return "output_name" in qconfig and "kv_shape" not in qconfig
 
 
+def serves_pages(qconfig: dict) -> bool:
+    """Whether an artifact is a page retriever's text graph (ColPali's) that names its vision artifact and keeps its
+    processor: a server answers /pooling, /score and /rerank on it (serving/retrieval_app.py)."""
+    return qconfig.get("kind") == f"{RETRIEVAL_KIND}-text" and bool(qconfig.get("vision_artifact"))
+
+
+def embeds_texts_and_images(qconfig: dict) -> bool:
+    """Whether an artifact is a contrastive image-text model's text tower (CLIP's, SigLIP's) that names its image
+    artifact and keeps its processor: a server answers /v1/embeddings of texts and images on it."""
+    return qconfig.get("kind") == f"{DUAL_ENCODER_KIND}-text" and bool(qconfig.get("image_artifact"))
+
+
+def companion_artifact(qconfig: dict) -> str | None:
+    """The second artifact a two-graph model's text artifact names (a page retriever's vision graph, a contrastive
+    model's image tower), which a server opens beside it; None for a model of one graph."""
+    if serves_pages(qconfig):
+        return qconfig["vision_artifact"]
+    return qconfig["image_artifact"] if embeds_texts_and_images(qconfig) else None
+
+
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer, a SPLADE
     model's pooling; an image or audio classifier's config and processor), and one whose graph ends in own heads no server
@@ -104,6 +132,10 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
     qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
+    if serves_pages(qconfig) or embeds_texts_and_images(qconfig):  # the processor and config, beside the other graph's artifact
+        if not (qpc_path / MODEL_FILES_SUBDIR / "config.json").is_file():
+            raise ValueError(f"'{qpc_path}' holds no processor for a server: compile it again from the model's folder.")
+        return
     if classifies_media(qconfig):  # its config and processor, not a tokenizer
         files = qpc_path / MODEL_FILES_SUBDIR
         if not (files / SERVING_CONFIG).is_file() or not (files / "preprocessor_config.json").is_file():
@@ -272,15 +304,38 @@ def open_compiled_encoder_app(
     max_body_bytes: int | None,
     task: str = "auto",
     pooler: dict | None = None,
+    server_options: dict | None = None,
 ):
     """(app, runner): the embeddings server for a QEFFAutoModel's artifact, with ``pooler`` (--pooler_config's defaults),
     the scores server for a classifier's, the late-interaction server for a ColBERT's, a BGE-M3's for its token task,
-    a SPLADE model's vectors as vLLM serves them, /classify for an image or audio classifier's (``task`` "embed" or "score" must
-    be the artifact's: "embed" for a ColBERT's and a SPLADE model's; "token_embed" or "token_classify" for a BGE-M3's)."""
+    a SPLADE model's vectors as vLLM serves them, /classify for an image or audio classifier's, the late-interaction server
+    over pages for a page retriever's text artifact (``server_options``: ctx_len, max_pages, vision_qpc_path), the
+    texts-and-images embeddings server for a contrastive model's text artifact (``server_options``: vision_qpc_path) (``task``
+    "embed" or "score" must be the artifact's: "embed" for a ColBERT's, a SPLADE model's and a page retriever's;
+    "token_embed" or "token_classify" for a BGE-M3's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
     qconfig = read_artifact(Path(qpc_path))
+    if serves_pages(qconfig):  # /pooling, /score, /rerank over pages and queries (retrieval_app.py)
+        from QEfficient.serving.retrieval_app import open_compiled_retrieval_app
+
+        if task not in ("auto", "embed") or pooler:
+            given = f"--task {task}" if task not in ("auto", "embed") else f"--pooler_config's {', '.join(pooler)}"
+            raise ValueError(
+                f"'{qpc_path}' is a page retriever's artifact, served for /pooling, /score and /rerank: {given} does not apply."
+            )
+        return open_compiled_retrieval_app(qpc_path, served_names, num_cores, api_key, max_body_bytes, **(server_options or {}))
+    if embeds_texts_and_images(qconfig):  # /v1/embeddings of texts and images (dual_embeddings_app.py)
+        from QEfficient.serving.dual_embeddings_app import open_compiled_dual_embeddings_app
+
+        if task not in ("auto", "embed") or pooler:
+            given = f"--task {task}" if task not in ("auto", "embed") else f"--pooler_config's {', '.join(pooler)}"
+            raise ValueError(
+                f"'{qpc_path}' is a contrastive image-text model's artifact, served for /v1/embeddings: {given} does not apply."
+            )
+        vision = (server_options or {}).get("vision_qpc_path")
+        return open_compiled_dual_embeddings_app(qpc_path, served_names, num_cores, api_key, max_body_bytes, vision)
     if classifies_media(qconfig):  # /classify (classify_media_app.py)
         from QEfficient.serving.classify_media_app import open_compiled_classifier_app
 

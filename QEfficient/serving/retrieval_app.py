@@ -22,6 +22,7 @@ import asyncio
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -210,20 +211,53 @@ def open_retrieval_app(
 ) -> tuple[FastAPI, NoRunner]:
     """(app, runner) for a late-interaction retriever's folder: compiled (a batch of one) with its processor; queries
     of up to ``ctx_len`` tokens (within its language model's positions), ``max_pages`` pages a request."""
-    from transformers import AutoProcessor
-
     from QEfficient import QEFFAutoModelForRetrieval
 
     model = QEFFAutoModelForRetrieval.from_pretrained(model_name)
-    processor = AutoProcessor.from_pretrained(model.local_model_dir)
-    if not all(hasattr(processor, name) for name in ("process_queries", "process_images")):
-        raise ValueError(f"'{model_name}' has no retrieval processor (process_queries, process_images): save its processor to the folder.")
+    processor = retrieval_processor(model.local_model_dir, model_name)
+    model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    return _served(model, processor, [model_name], ctx_len, api_key, max_body_bytes, max_pages)
+
+
+def open_compiled_retrieval_app(
+    qpc_path: str | Path,
+    served_names,
+    num_cores: int,
+    api_key: str | None,
+    max_body_bytes: int | None,
+    ctx_len: int | None = None,
+    max_pages: int | None = None,
+    vision_qpc_path: str | Path | None = None,
+) -> tuple[FastAPI, NoRunner]:
+    """(app, runner) over a retriever's text artifact (compile()'s ``text_qpc_path``) and the vision artifact it names
+    (``vision_qpc_path``: a copy of that elsewhere), with the processor the text artifact keeps: the routes the server on
+    the folder gives, answered alike, without the folder or its weights (``serve --qpc_path``, a Ray replica). Queries of
+    up to ``ctx_len`` tokens (None: the language model's positions)."""
+    from QEfficient import QEFFAutoModelForRetrieval
+
+    model = QEFFAutoModelForRetrieval.from_artifact(qpc_path, num_cores, vision_qpc_path)
+    processor = retrieval_processor(model.local_model_dir, str(qpc_path))
+    return _served(model, processor, list(served_names), ctx_len, api_key, max_body_bytes, max_pages)
+
+
+def retrieval_processor(folder, name: str) -> ProcessorMixin:
+    """The retrieval processor of a model's folder (or of its text artifact's copy), refused without its two methods."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(folder)
+    if not all(hasattr(processor, method) for method in ("process_queries", "process_images")):
+        raise ValueError(f"'{name}' has no retrieval processor (process_queries, process_images): save its processor to the folder.")
+    return processor
+
+
+def _served(model, processor, served_names: list[str], ctx_len: int | None, api_key, max_body_bytes, max_pages) -> tuple[FastAPI, NoRunner]:
+    """The app over a compiled retriever and its processor."""
     positions = getattr(model.config.vlm_config.text_config, "max_position_embeddings", None) or ctx_len
-    paths = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    ctx_len = ctx_len or positions
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     limits |= {"max_pages": max_pages} if max_pages else {}
     app = create_retrieval_app(
-        model, processor, model.model_name, min(ctx_len, positions), served_names=[model_name], api_key=api_key, **limits
+        model, processor, model.model_name, min(ctx_len, positions), served_names=served_names, api_key=api_key, **limits
     )
-    app.state.qpc_path = paths["text_qpc_path"]
+    app.state.qpc_path = model.qpc_paths["text_qpc_path"]
     return app, NoRunner()

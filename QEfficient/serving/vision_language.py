@@ -368,7 +368,7 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
     """A ``ServingArtifact`` for a vision-language model's language artifact, or its one graph's (``serve --qpc_path``):
     the model is not loaded, its compiled graphs are served (QEFFAutoModelForImageTextToText.from_artifact)."""
     from QEfficient.compile.ort_cpu import read_artifact
-    from QEfficient.models.image_text import MODEL_FILES_SUBDIR
+    from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
     from QEfficient.serving.artifact import ServingArtifact
 
     qconfig = read_artifact(Path(qpc_path))

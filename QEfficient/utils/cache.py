@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -318,7 +319,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
 
     On any exception (KeyboardInterrupt included) the temp dir is removed. A process killed
     outright leaves only a ``.tmp-*`` sibling, which is never mistaken for an entry and is swept
-    by the next build of the same entry. Prefer ``build_entry``, which also takes the lock.
+    by the next build beside it (sweep_stale_temps). Prefer ``build_entry``, which also takes the lock.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -326,11 +327,11 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a cache entry is readable like any other folder
     try:
-        (tmp / ".pid").write_text(str(os.getpid()))
+        (tmp / ".pid").write_text(f"{socket.gethostname()} {os.getpid()}")  # the builder, while it builds
         yield tmp
-        (tmp / ".pid").unlink()
-        write_manifest(tmp)
+        write_manifest(tmp)  # (which skips the .pid file: hashing a large entry takes a while, the builder still alive)
         (tmp / COMPLETE_MARKER).write_text("")
+        (tmp / ".pid").unlink()
         if final.exists():
             if verify_entry(final) is None:  # a concurrent builder won (no lock on this platform)
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -362,22 +363,36 @@ def _replace_entry(old: Path, new: Path) -> None:
 
 
 def sweep_stale_temps(final: Path) -> None:
-    """Remove temp dirs left beside ``final`` by builds (of any entry) whose process no longer runs; one without its
-    builder's pid is removed once older than a minute (a build writes its pid as it starts)."""
+    """Remove temp dirs left beside ``final`` by builds whose process no longer runs: ``final``'s own (its builder holds
+    the entry's lock), and other entries' whose builder, recorded in their ``.pid`` file, was a process of this host that
+    has ended. Anything else (a build of another host sharing the cache, a folder without a builder's record) is left."""
     for stale in final.parent.glob(".tmp-*"):
-        pid_file = stale / ".pid"
-        if pid_file.is_file():
-            try:
-                os.kill(int(pid_file.read_text()), 0)
-                continue  # the builder is alive
-            except PermissionError:
-                continue  # alive, and another user's
-            except (ValueError, OSError):
-                pass
-        else:
-            try:
-                if time.time() - stale.stat().st_mtime < 60:
-                    continue  # just made: its builder may not have written its pid yet
-            except OSError:
-                continue
+        own = stale.name.startswith(f".tmp-{final.name}-")
+        builder = _builder(stale / ".pid")
+        if builder is None:
+            if own:
+                shutil.rmtree(stale, ignore_errors=True)
+            continue
+        host, pid = builder
+        if (host != socket.gethostname() and not own) or _alive(pid):
+            continue
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _builder(pid_file: Path) -> tuple[str, int] | None:
+    """(host, pid) a build's ``.pid`` file records (an older version's: the pid alone, this host), or None."""
+    try:
+        parts = pid_file.read_text().split()
+        return (socket.gethostname(), int(parts[0])) if len(parts) == 1 else (parts[0], int(parts[1]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # another user's
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
