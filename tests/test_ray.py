@@ -443,7 +443,7 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     # and shipped to a node that shares no disk with the driver: the vision artifact goes along
     serve.delete(APP_NAME)
     expected, _ = single_answer(retriever, "/rerank", body)
-    vision = json.loads((Path(qpc) / "qconfig.json").read_text())["vision_artifact"]
+    vision = (Path(qpc) / json.loads((Path(qpc) / "qconfig.json").read_text())["vision_artifact"]).resolve()  # named relative to it
     text_copy, vision_copy = (shutil.copytree(p, tmp_path / "pages-disk" / Path(p).name) for p in (qpc, vision))
     shipment = ship(text_copy, None, vision_copy)
     shutil.rmtree(tmp_path / "pages-disk")
@@ -460,6 +460,19 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
 
     images = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(s)}} for s in (1, 2)]}]}
     answers_as_the_single_server(str(tiny_clip(tmp_path / "clip")), "/v1/embeddings", images, "data")
+    # a text-to-speech model (VITS): compiled by the driver, each replica speaks from its artifact
+    serve.delete(APP_NAME)
+    from tests.test_server_tts import tiny_vits
+
+    tiny_vits(tmp_path / "vits")
+    app, runner = build_from_args(parse_args(["--model_name", str(tmp_path / "vits"), "--num_cores", "1"]))
+    speech = {"input": "hello there"}
+    expected = TestClient(app).post("/v1/audio/speech", json=speech).content
+    runner.stop()
+    ray_args = ["--ray", "--model_name", str(tmp_path / "vits"), "--cores_per_replica", "1", "--ship_artifact", "off"]
+    serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
+    r = loopback_http.post(f"{bare_serve}/v1/audio/speech", json=speech, timeout=120)
+    assert r.status_code == 200 and r.content == expected, r.text[:200]
 
 
 def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(bare_serve, artifact, single, tmp_path):

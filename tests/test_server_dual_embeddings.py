@@ -138,8 +138,24 @@ def test_the_artifacts_served_alone_answer_as_the_folder(tmp_path):
         assert got["data"] == answer["data"] and got["usage"] == answer["usage"]
     assert client.post("/v1/embeddings", json={"input": "cat " * 40}).status_code == 400  # the compiled length bounds the texts
     runner.stop()
-    image_tower = json.loads((Path(qpc) / "qconfig.json").read_text())["image_artifact"]
+    image_tower = str((Path(qpc) / json.loads((Path(qpc) / "qconfig.json").read_text())["image_artifact"]).resolve())
     with pytest.raises(ValueError, match="served from its text artifact"):
         build_from_args(parse_args(["--qpc_path", image_tower, "--num_cores", "1"]))
     with pytest.raises(ValueError, match="--img_size"):  # compiled into the artifact
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--img_size", "64"]))
+
+
+def test_the_text_artifact_names_its_own_image_tower(tmp_path, qeff_home):
+    """Compiled for another image size, the text tower's artifact is another one (its companion is in its key); a text
+    artifact copied away from its image tower's says so."""
+    from QEfficient.models.dual_encoder import QEFFAutoModelForZeroShotImageClassification
+
+    model = QEFFAutoModelForZeroShotImageClassification.from_pretrained(tiny_clip(tmp_path / "clip"))
+    first = model.compile(num_cores=1)["text_qpc_path"]
+    second = model.compile(num_cores=1, img_size=48)["text_qpc_path"]
+    assert first != second
+    assert QEFFAutoModelForZeroShotImageClassification.from_artifact(second).compiled_image_size == (48, 48)
+    assert QEFFAutoModelForZeroShotImageClassification.from_artifact(first).compiled_image_size == (32, 32)
+    alone = shutil.copytree(second, tmp_path / "elsewhere" / "a" / "b" / "text")
+    with pytest.raises(FileNotFoundError, match="keep \\(or copy\\) the two artifacts' folders together"):
+        QEFFAutoModelForZeroShotImageClassification.from_artifact(alone)

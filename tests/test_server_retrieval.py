@@ -182,6 +182,10 @@ def test_generation_options_are_refused(tmp_path):
         build_server(str(tmp_path), None, 8, 64, 1, 1, lora={"a": str(tmp_path)})
     with pytest.raises(ValueError, match="--task do not apply"):
         build_server(str(tmp_path), None, 8, 64, 1, 1, task="score")
+    from QEfficient.distributed.ray_serve import application_from_args
+
+    with pytest.raises(ValueError, match="--task do not apply"):  # on Ray too, before anything is compiled
+        application_from_args(parse_args(["--ray", "--model_name", str(tmp_path), "--task", "score", "--ship_artifact", "off"]))
     app, runner = build_server(str(tmp_path), None, 8, 64, 1, 1, max_num_images=1)  # the pages a request may hold
     with serve_on_loopback(app, log_level="critical") as url:
         reply = post(url, "/pooling", {"messages": [{"role": "user", "content": [image_part(0), image_part(1)]}]})
@@ -219,8 +223,10 @@ def test_the_artifacts_served_alone_answer_as_the_folder(kind, tmp_path):
     long_query = client.post("/pooling", json={"input": "word " * CTX_LEN})  # --ctx_len bounds the queries, as on the folder
     assert long_query.status_code == 400 and "more than this server's" in long_query.json()["error"]["message"]
     runner.stop()
-    vision = json.loads((Path(qpc) / "qconfig.json").read_text())["vision_artifact"]
+    vision = str((Path(qpc) / json.loads((Path(qpc) / "qconfig.json").read_text())["vision_artifact"]).resolve())
     with pytest.raises(ValueError, match="served from its text artifact"):  # the vision graph's own artifact
         build_from_args(parse_args(["--qpc_path", vision, "--num_cores", "1"]))
     with pytest.raises(ValueError, match="--task score does not apply"):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "score"]))
+    with pytest.raises(ValueError, match="max_num_images"):  # checked with an artifact as with a folder
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--max_num_images", "0"]))

@@ -1,12 +1,14 @@
 """OpenAI's /v1/audio/speech over a VITS model: ``serve --model_name`` on a tiny VITS folder (its noise scales set to 0,
 so that the audio is deterministic) with a character tokenizer, on loopback. The WAV's samples equal transformers'
 waveform as 16 bits hold it, at the model's sampling rate; pcm and speed work; what the server cannot do gets a 400
-that says so; --ray is refused."""
+that says so; its artifact is served alone as the folder is."""
 
 from __future__ import annotations
 
 import io
+import shutil
 import wave
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -22,9 +24,8 @@ from tests.loopback import loopback_http
 from tests.test_text_to_speech import tiny, transformers_waveform
 
 
-@pytest.fixture(scope="module")
-def tts_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vits")
+def tiny_vits(folder: Path) -> tuple:
+    """(the HF model, its tokenizer) of a tiny deterministic VITS saved to ``folder`` with a character tokenizer."""
     hf = tiny(noise_scale=0.0, noise_scale_duration=0.0)
     hf.save_pretrained(folder)
     vocab = {"<pad>": 0, " ": 1, **{c: i + 2 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}}
@@ -32,6 +33,13 @@ def tts_server(tmp_path_factory):
     characters.pre_tokenizer = pre_tokenizers.Split("", "isolated")  # one token per character
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=characters, pad_token="<pad>")
     tokenizer.save_pretrained(folder)
+    return hf, tokenizer
+
+
+@pytest.fixture(scope="module")
+def tts_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vits")
+    hf, tokenizer = tiny_vits(folder)
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
     with serve_on_loopback(app, log_level="critical") as url:
         yield url, hf, tokenizer, folder
@@ -77,7 +85,7 @@ def test_text_pieces_and_resampling():
 
 
 def test_what_the_server_cannot_do_is_refused(tts_server):
-    url, _, _, folder = tts_server
+    url, _, _, _ = tts_server
     cases = [
         (dict(input="hello", response_format="mp3"), "wav or pcm"),
         (dict(input=""), "non-empty string"),
@@ -90,10 +98,27 @@ def test_what_the_server_cannot_do_is_refused(tts_server):
     for body, message in cases:
         answer = speak(url, **body)
         assert answer.status_code in (400, 404) and message in answer.json()["error"]["message"], (body, answer.text)
-    with pytest.raises(ValueError, match="leave out --ray"):
-        from QEfficient.distributed.ray_serve import application_from_args
 
-        application_from_args(parse_args(["--model_name", str(folder), "--ray"]))
+
+def test_the_artifact_served_alone_speaks_as_the_folder(tmp_path):
+    """``serve --qpc_path`` on the artifact (which keeps the tokenizer and config) gives the folder's server's audio,
+    after the folder is gone."""
+    from starlette.testclient import TestClient
+
+    folder = tmp_path / "vits"
+    tiny_vits(folder)
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    bodies = [{"input": "hello there"}, {"input": "good day", "response_format": "pcm", "speed": 1.5}]
+    expected = [TestClient(app).post("/v1/audio/speech", json=body).content for body in bodies]
+    qpc = str(app.state.qpc_path)
+    runner.stop()
+    shutil.rmtree(folder)
+    app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--model_name", "voice"]))
+    client = TestClient(app)
+    assert [client.post("/v1/audio/speech", json={**body, "model": "voice"}).content for body in bodies] == expected
+    runner.stop()
+    with pytest.raises(ValueError, match="--task embed does not apply"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "embed"]))
 
 
 def test_serve_options_that_do_not_apply_are_refused(tts_server):

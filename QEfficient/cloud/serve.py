@@ -318,6 +318,8 @@ def _is_speech(model_name: str) -> bool:
 
 def build_from_args(args: argparse.Namespace):
     """(app, runner) as the command line asks."""
+    # bad numbers fail now, not after the model is loaded, exported and compiled (the counts every server has: parse_args)
+    check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
     if args.qpc_path:
         if args.hf_overrides:
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
@@ -346,8 +348,6 @@ def build_from_args(args: argparse.Namespace):
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     if getattr(args, "draft_model", None):  # a missing draft fails now, not after the target is compiled
         resolve_model_name(args.draft_model, None)
-    # bad numbers fail now, not after the model is loaded, exported and compiled (the counts every server has: parse_args)
-    check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
     pooler_task = getattr(args, "pooler_task", None)
     bge_m3_task, task, hf_overrides = _resolve_pooler_task(model_name, gguf_file, pooler_task, args.task, args.hf_overrides)
     pooling = None if bge_m3_task else _pooling_task(model_name, gguf_file, task, hf_overrides)

@@ -113,6 +113,12 @@ def build_artifact(
     return entry
 
 
+def resolve_companion(qpc_path: Path, recorded: str) -> Path:
+    """The other graph's artifact a two-graph model's text artifact names (relative to it; absolute as older versions
+    wrote it)."""
+    return (Path(qpc_path) / recorded).resolve()
+
+
 def read_artifact(artifact_dir: Path) -> dict[str, Any]:
     """Read an artifact's qconfig.json once its files are verified against the manifest written with it.
 

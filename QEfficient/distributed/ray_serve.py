@@ -403,7 +403,10 @@ def application_from_args(args):
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
     from QEfficient.serving.tasks import is_sparse_encoder, names_splade, pooling_task, reads_images, resolve_pooler_task
+    from QEfficient.utils.checks import check_positive
 
+    # (the counts every server has: parse_args) bad numbers fail before anything is compiled, as the single server's
+    check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name, None) is not None})
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
         cores_per_replica=args.cores_per_replica,
@@ -430,10 +433,10 @@ def application_from_args(args):
     if gguf_file is None:
         from QEfficient.serving.tasks import is_colbert, is_retriever, is_text_to_speech
 
-        if is_text_to_speech(model_name):
-            raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech), served by one process: leave out --ray.")
+        if is_text_to_speech(model_name):  # VITS: compiled here, each replica serves its artifact (/v1/audio/speech)
+            return _encoder_replicas(_compile_encoder(model_name, task, args), "auto", options, [model_name], args)
         if is_retriever(model_name):  # compiled here (its options checked there), each replica serves its two artifacts
-            return _encoder_replicas(_compile_encoder(model_name, "embed", args), "embed", options, [model_name], args)
+            return _encoder_replicas(_compile_encoder(model_name, task, args), "embed", options, [model_name], args)
         if is_colbert(model_name):  # compiled here (another --task refused there), each replica serves its artifact's routes
             pooling = "embed" if task in ("auto", "embed") else task
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
@@ -478,7 +481,15 @@ def _artifact_application(args, options: ReplicaOptions):
     from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args, refuse_generation_options
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
-    from QEfficient.serving.encoder_artifact import check_servable, classifies_media, is_encoder_artifact, serves_pages
+    from QEfficient.serving.encoder_artifact import (
+        check_kept_processor,
+        check_servable,
+        classifies_media,
+        embeds_texts_and_images,
+        is_encoder_artifact,
+        serves_pages,
+        speaks,
+    )
     from QEfficient.serving.tasks import TASKS
 
     if getattr(args, "hf_overrides", None):
@@ -504,6 +515,12 @@ def _artifact_application(args, options: ReplicaOptions):
         from QEfficient.serving.classify_media_app import artifact_processor
 
         artifact_processor(args.qpc_path, qconfig)
+    if serves_pages(qconfig) or embeds_texts_and_images(qconfig) or speaks(qconfig):  # likewise
+        if getattr(args, "pooler_defaults", None) is not None:
+            raise ValueError(
+                f"'{args.qpc_path}' keeps its own processor and outputs: --pooler_config's {', '.join(args.pooler_defaults)} do not apply."
+            )
+        check_kept_processor(args.qpc_path, qconfig)
     family = qconfig.get("own_heads")
     if getattr(args, "pooler_defaults", None) is not None and family:  # (refused here, not in each replica)
         raise ValueError(
@@ -513,7 +530,7 @@ def _artifact_application(args, options: ReplicaOptions):
     names = [args.model_name] if args.model_name else []
     if family == "BGE-M3":  # one of its token tasks, named as vLLM names them (artifact_pooler_task)
         return _encoder_replicas(args.qpc_path, pooler_task, options, names, args)
-    task = "score" if qconfig["output_name"] == LOGITS else "embed"
+    task = "score" if qconfig["output_name"] == LOGITS else "auto" if speaks(qconfig) else "embed"
     if args.task not in (TASKS[0], task):
         raise ValueError(f"'{args.qpc_path}' was compiled for --task {task}, not {args.task}: leave --task out.")
     pooler = getattr(args, "pooler_defaults", None)
@@ -530,18 +547,19 @@ def _encoder_replicas(qpc_path: str, task: str, options: ReplicaOptions, names: 
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.classify_media_app import MAX_REQUEST_AUDIO_BYTES
-    from QEfficient.serving.encoder_artifact import companion_artifact, embeds_texts_and_images, serves_pages
+    from QEfficient.serving.encoder_artifact import companion_artifact, embeds_texts_and_images, serves_pages, speaks
+    from QEfficient.serving.tts_app import DEFAULT_MAX_TTS_BYTES
     from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES as IMAGES_MAX_BODY_BYTES
 
     qconfig = read_artifact(Path(qpc_path))  # requests of images or audio: the single server's limit
     media = {"image_classifier": IMAGES_MAX_BODY_BYTES, "audio_classifier": MAX_REQUEST_AUDIO_BYTES}
     limit = args.max_body_bytes or next((limit for flag, limit in media.items() if qconfig.get(flag)), None)
-    if embeds_texts_and_images(qconfig):
-        limit = args.max_body_bytes or IMAGES_MAX_BODY_BYTES
+    if embeds_texts_and_images(qconfig) or speaks(qconfig):
+        limit = args.max_body_bytes or (IMAGES_MAX_BODY_BYTES if embeds_texts_and_images(qconfig) else DEFAULT_MAX_TTS_BYTES)
     # a page retriever: the single server's query and page limits; it and a contrastive model: their second artifact too
     pages = serves_pages(qconfig)
     server_options = {"ctx_len": args.ctx_len, "max_pages": getattr(args, "max_num_images", None)} if pages else None
-    shipment = ship(qpc_path, None, companion_artifact(qconfig)) if should_ship(args.ship_artifact) else None
+    shipment = ship(qpc_path, None, companion_artifact(qpc_path, qconfig)) if should_ship(args.ship_artifact) else None
     options = replace(options, full_batch_size=1)
     return build_encoder_application(str(qpc_path), task, options, names, args.api_key, limit, shipment, pooler, server_options)
 

@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import build_artifact, read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import build_artifact, read_artifact, resolve_companion, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export, torchscript_export
@@ -68,6 +68,14 @@ def usable_positions(config) -> int | None:
     if max_pos and getattr(config, "model_type", None) in OFFSET_POSITION_TYPES:
         max_pos -= (getattr(config, "pad_token_id", None) or 0) + 1
     return max_pos
+
+
+def companion_record(other_path: Path, compile_dir, text_onnx: Path) -> tuple[str, str]:
+    """How a two-graph model's text artifact names its other graph's artifact: the path relative to the text artifact
+    (built in ``compile_dir``, else beside its graph), so a cache moved whole keeps the pair, and that artifact's folder
+    name (``qpc-<its key>``), which goes into the text artifact's key: another companion, another text artifact."""
+    home = (Path(compile_dir).expanduser() if compile_dir else Path(text_onnx).parent).resolve()
+    return os.path.join("..", os.path.relpath(Path(other_path).resolve(), home)), Path(other_path).name
 
 
 def _version(tensor) -> int:
@@ -190,7 +198,7 @@ class QEFFBaseModel:
         """One graph through the export cache (hash: this model's params plus ``hash_extra``). An ``export_dir`` given
         once holds the later exports too (compile() after export(export_dir=...) reuses that graph, as QEfficient does)."""
         if export_dir is not None:
-            self._export_dir = export_dir
+            self._export_dir = Path(export_dir).expanduser().absolute()
         export_dir = getattr(self, "_export_dir", None) if export_dir is None else export_dir
         self._fingerprint_weights()
         params = {**self.hash_params, **(hash_extra or {})}
@@ -260,6 +268,7 @@ class QEFFBaseModel:
         mxfp6_matmul: bool,
         compiler_options: dict,
         export: Callable[[], Path] | None = None,
+        extra_files: Callable[[Path], object] | None = None,
     ) -> Path:
         """A one-graph model's compile(): the common options checked, the graph exported unless given (``export``, else
         ``self.export()``), the artifact built (the MatMuls as int8 GEMMs with ``mxfp6_matmul``) and kept as
@@ -274,6 +283,7 @@ class QEFFBaseModel:
             {"backend": "onnxruntime-cpu", "batch_size": batch_size, **params, "mxfp6_matmul": mxfp6_matmul},
             specializations,
             rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+            extra_files=extra_files,
         )
         self._num_cores = num_cores
         return self.qpc_path
@@ -285,12 +295,19 @@ class QEFFBaseModel:
         check_positive(**positive)
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
 
+    def _check_pytorch_run(self, runtime_ai100: bool) -> None:
+        """runtime_ai100=False runs the PyTorch modules: refused, saying why, on a model loaded from its artifacts."""
+        if not runtime_ai100 and getattr(self, "_without_weights", False):
+            raise TypeError("This model was loaded from its artifacts, without weights: runtime_ai100=False needs from_pretrained().")
+
     @classmethod
-    def _from_text_artifact(cls, qpc_path, num_cores: int | None, other_path, kind: str, other: str, what: str, build: Callable) -> Self:
-        """A two-graph model (a page retriever, a contrastive image-text model) from its text artifact, which names the
-        ``other`` graph's artifact (``other_path``: a copy of that elsewhere) and keeps the config and processor:
-        ``build(config)`` makes its modules on the meta device, for their host-side rules; no weights are read, so export
-        and compile are refused (``_without_weights``)."""
+    def _from_kept_files(
+        cls, qpc_path, num_cores: int | None, other_path, kind: str, other: str | None, what: str, build: Callable
+    ) -> Self:
+        """A model from its artifact, which keeps the config and processor (with ``other``, a two-graph model's text
+        artifact, which names the ``other`` graph's artifact; ``other_path``: a copy of that elsewhere): ``build(config)``
+        makes its modules on the meta device, for their host-side rules; no weights are read, so export and compile are
+        refused (``_without_weights``)."""
         import torch
         from transformers import AutoConfig
 
@@ -299,19 +316,31 @@ class QEFFBaseModel:
         qpc_path = Path(qpc_path)
         qconfig = read_artifact(qpc_path)
         folder, named = qpc_path / MODEL_FILES_SUBDIR, f"{other}_artifact"
-        if qconfig.get("kind") != kind or not qconfig.get(named) or not folder.is_dir():
+        if qconfig.get("kind") != kind or (other and not qconfig.get(named)) or not (folder / "config.json").is_file():
+            which = "the text artifact (compile()'s text_qpc_path" if other else "the artifact (compile()'s qpc_path"
             raise ValueError(
-                f"'{qpc_path}' is not the text artifact of {what} compiled by this version (compile()'s text_qpc_path, which "
-                "keeps the processor): compile it again from the model's folder."
+                f"'{qpc_path}' is not {which}, which keeps the processor) of {what} compiled by this version: compile it again "
+                "from the model's folder."
             )
-        other_path = Path(other_path or qconfig[named])
-        read_artifact(other_path)  # there and intact
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):
             hf = build(config)
         obj = cls(hf, pretrained_model_name_or_path=qconfig.get("model_name"))
-        obj.local_model_dir, obj._without_weights = folder, True
-        obj.qpc_paths, obj.qpc_path = {"text_qpc_path": qpc_path, f"{other}_qpc_path": other_path}, qpc_path
+        obj.local_model_dir, obj._without_weights, obj.qpc_path = folder, True, qpc_path
+        if other:
+            other_path = Path(other_path) if other_path else resolve_companion(qpc_path, qconfig[named])
+            try:
+                other_kind = read_artifact(other_path).get("kind")  # there and intact
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"'{qpc_path}' names its {other} graph's artifact '{other_path}', which is not there: keep (or copy) the two "
+                    f"artifacts' folders together, or pass {other}_qpc_path=."
+                ) from None
+            if other_kind != kind.removesuffix("-text") + f"-{other}":
+                raise ValueError(
+                    f"'{other_path}' is not {what}'s {other} graph (its kind is {other_kind!r}): pass the artifact compile() built."
+                )
+            obj.qpc_paths = {"text_qpc_path": qpc_path, f"{other}_qpc_path": other_path}
         obj._num_cores = num_cores or qconfig.get("num_cores") or 1
         return obj
 

@@ -24,7 +24,7 @@ from QEfficient.export.graph_specs import EncoderGraphSpec
 from QEfficient.export.media_graph_specs import ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx, export_image_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder, run_image_encoder
-from QEfficient.models.base import GraphArtifact, QEFFBaseModel
+from QEfficient.models.base import GraphArtifact, QEFFBaseModel, companion_record
 from QEfficient.models.image_encoder import processor_image_size
 from QEfficient.models.processor_files import save_whole_processor, whole_processor_key
 from QEfficient.transform.dual_encoder import QEffImageFeatures, QEffTextFeatures, check_dual_encoder, similarity_rule
@@ -155,13 +155,15 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
             rewrite,
         )
         image_path = self._compile_graphs([image], compile_dir, num_cores, main="image")["image_qpc_path"]
+        named, key = companion_record(image_path, compile_dir, text_onnx)
         # the text artifact names the image artifact and keeps the config and processor: a server runs the two alone
         manifest = {"kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": similarity_rule(self.hf)}
         text = GraphArtifact(
             "text",
             text_onnx,
-            manifest | {"image_artifact": str(Path(image_path).resolve())},
-            {"seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul, **whole_processor_key(self.local_model_dir)},
+            manifest | {"image_artifact": named},
+            {"seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul, **whole_processor_key(self.local_model_dir)}
+            | {"image_artifact": key},
             EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),
             rewrite,
             lambda artifact_dir: save_whole_processor(self.local_model_dir, artifact_dir, self.config),
@@ -179,7 +181,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         are read (the modules are built on the meta device), so export and compile are refused."""
         kind, what = f"{DUAL_ENCODER_KIND}-text", "a contrastive image-text model"
         build = AutoModelForZeroShotImageClassification.from_config
-        return cls._from_text_artifact(qpc_path, num_cores, image_qpc_path, kind, "image", what, build)
+        return cls._from_kept_files(qpc_path, num_cores, image_qpc_path, kind, "image", what, build)
 
     @property
     def compiled_image_size(self) -> tuple[int, int]:
@@ -196,6 +198,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
 
     def get_text_features(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
         """The text tower's features [texts, D] of a tokenizer's output (input_ids, attention_mask), not normalized."""
+        self._check_pytorch_run(runtime_ai100)
         text = {k: as_numpy(v) for k, v in dict(inputs).items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)}
         ids, mask, types = encoder_inputs(text)
         if types.any():
@@ -209,6 +212,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
 
     def get_image_features(self, pixel_values, runtime_ai100: bool = True) -> np.ndarray:
         """The image tower's features [images, D] of an image processor's pixel_values, not normalized."""
+        self._check_pytorch_run(runtime_ai100)
         pixels = np.ascontiguousarray(as_numpy(pixel_values), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
         if pixels.ndim != 4 or pixels.shape[1] != self.image.num_channels or not len(pixels):

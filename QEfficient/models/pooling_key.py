@@ -44,12 +44,14 @@ def _value(value: Any) -> str:
         return f"{_value(value.__func__)}@{_value(value.__self__)}"
     if isinstance(value, functools.partial):
         return f"partial({_value(value.func)}, {_value(value.args)}, {_value(value.keywords)})"
-    if isinstance(value, (types.BuiltinFunctionType, types.ModuleType, type)) or callable(value) and not hasattr(value, "__dict__"):
-        return _named(value)
+    if isinstance(value, (types.BuiltinFunctionType, types.ModuleType, type)) or type(value).__name__ == "ufunc":
+        return _named(value)  # (torch's and numpy's functions, a module, a class)
     if isinstance(value, (list, tuple)):
         return f"{type(value).__name__}[{', '.join(_value(v) for v in value)}]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_value(k)}: {_value(v)}" for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))) + "}"
     if isinstance(value, (set, frozenset)):
         return f"{type(value).__name__}{sorted(_value(v) for v in value)}"
+    if callable(value):  # another callable object (operator.itemgetter(0)): its class and what it shows of itself
+        return f"{_named(type(value))}:{value!r}"
     return repr(value)

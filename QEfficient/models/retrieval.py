@@ -29,7 +29,7 @@ from QEfficient.export.task_graph_specs import EMBEDDINGS, RETRIEVAL_KIND, Retri
 from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import load_config, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
-from QEfficient.models.base import GraphArtifact, QEFFBaseModel
+from QEfficient.models.base import GraphArtifact, QEFFBaseModel, companion_record
 from QEfficient.models.processor_files import save_whole_processor, whole_processor_key
 from QEfficient.transform.image_text import QEffVisionEncoder
 from QEfficient.transform.retrieval import QEffRetrievalEmbeddings, VisionLanguageView, retriever_rule, retriever_vision_adapter
@@ -134,12 +134,13 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
             rewrite,
         )
         vision_path = self._compile_graphs([vision], compile_dir, num_cores, main="vision")["vision_qpc_path"]
+        named, key = companion_record(vision_path, compile_dir, text_onnx)
         # the text artifact names its vision artifact and keeps the config and the processor: a server runs the two alone
         text = GraphArtifact(
             "text",
             text_onnx,
-            {"kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS, "vision_artifact": str(Path(vision_path).resolve())},
-            {**params, **whole_processor_key(self.local_model_dir)},
+            {"kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS, "vision_artifact": named},
+            {**params, **whole_processor_key(self.local_model_dir), "vision_artifact": key},
             RetrievalTextGraphSpec.specializations(batch_size),
             rewrite,
             lambda artifact_dir: save_whole_processor(self.local_model_dir, artifact_dir, self.config),
@@ -156,7 +157,7 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         ``vision_qpc_path``: a copy of that elsewhere): generate() runs the two graphs. No weights are read (the modules
         are built on the meta device, for their host-side rules), so export and compile are refused."""
         kind, build = f"{RETRIEVAL_KIND}-text", lambda config: _retrieval_class(config)(config)
-        return cls._from_text_artifact(qpc_path, num_cores, vision_qpc_path, kind, "vision", "a page retriever", build)
+        return cls._from_kept_files(qpc_path, num_cores, vision_qpc_path, kind, "vision", "a page retriever", build)
 
     def _pages(self, inputs, pages: int) -> list[dict[str, np.ndarray]]:
         """Each page's vision inputs, as a processor's output holds them for one page."""
@@ -242,6 +243,7 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys") or INPUT_IDS not in inputs:
             raise ValueError("Pass a processor's output: processor.process_images(pages) or processor.process_queries(texts).")
+        self._check_pytorch_run(runtime_ai100)
         ids = np.ascontiguousarray(as_numpy(inputs[INPUT_IDS]), dtype=np.int64)
         ids = ids[None] if ids.ndim == 1 else ids
         mask = inputs.get(ATTENTION_MASK)

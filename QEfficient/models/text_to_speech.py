@@ -32,6 +32,7 @@ from QEfficient.export.task_graph_specs import (
 )
 from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.processor_files import save_whole_processor, whole_processor_key
 from QEfficient.transform.text_to_speech import QEffVits
 from QEfficient.utils.arrays import as_numpy
 
@@ -65,6 +66,10 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
+        if getattr(self, "_without_weights", False):
+            raise TypeError(
+                "This model was loaded from its artifact, without weights: load it with from_pretrained() to export or compile it."
+            )
         spec = TextToWaveformGraphSpec(self.model.speakers)
         return self._export_one_graph(spec, spec.dummy_inputs(self.config.vocab_size), TEXT_TO_WAVEFORM_KIND, export_dir, kwargs)
 
@@ -84,14 +89,23 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
         return self._compile_graph(
             onnx_path,
             compile_dir,
-            {"output_name": WAVEFORM, "kind": TEXT_TO_WAVEFORM_KIND},
-            {},
+            {"output_name": WAVEFORM, "kind": TEXT_TO_WAVEFORM_KIND, "keeps_processor": True},
+            whole_processor_key(self.local_model_dir),  # the tokenizer and config kept: a server runs the artifact alone
             TextToWaveformGraphSpec.specializations(batch_size),
             batch_size=batch_size,
             num_devices=num_devices,
             num_cores=num_cores,
             mxfp6_matmul=mxfp6_matmul,
             compiler_options=compiler_options,
+            extra_files=lambda artifact_dir: save_whole_processor(self.local_model_dir, artifact_dir, self.config),
+        )
+
+    @classmethod
+    def from_artifact(cls, qpc_path: str | os.PathLike, num_cores: int | None = None) -> QEFFAutoModelForTextToWaveform:
+        """The compiled model from its artifact (compile()'s path), which keeps the config and tokenizer: generate() runs
+        its graph. No weights are read (the modules are built on the meta device), so export and compile are refused."""
+        return cls._from_kept_files(
+            qpc_path, num_cores, None, TEXT_TO_WAVEFORM_KIND, None, "a VITS model", AutoModelForTextToWaveform.from_config
         )
 
     def generate(
@@ -111,6 +125,7 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys") or INPUT_IDS not in inputs:
             raise ValueError("Pass a tokenizer's output (input_ids and attention_mask).")
+        self._check_pytorch_run(runtime_ai100)
         ids, mask, _ = encoder_inputs({k: as_numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK) and v is not None})
         if ids.ndim != 2 or mask.shape != ids.shape or not ids.shape[0] or not ids.shape[1]:
             raise ValueError(f"input_ids and attention_mask must be [texts, tokens] alike, got {list(ids.shape)} and {list(mask.shape)}.")

@@ -94,7 +94,7 @@ def create_dual_embeddings_app(
 def open_dual_embeddings_app(model, model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes):
     """(app, runner) for a loaded QEFFAutoModelForZeroShotImageClassification: compiled for texts of up to ``ctx_len``
     tokens (within its text tower's positions) and its image processor's size, with its processor."""
-    processor = _dual_processor(model.local_model_dir, model_name)
+    processor = dual_processor(model.local_model_dir, model_name)
     positions = getattr(model._text_config(), "max_position_embeddings", None) or ctx_len
     max_len = min(ctx_len, positions)
     model.compile(seq_len=max_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
@@ -110,12 +110,12 @@ def open_compiled_dual_embeddings_app(
     from QEfficient.models.dual_encoder import QEFFAutoModelForZeroShotImageClassification
 
     model = QEFFAutoModelForZeroShotImageClassification.from_artifact(qpc_path, num_cores, vision_qpc_path)
-    processor = _dual_processor(model.local_model_dir, str(qpc_path))
+    processor = dual_processor(model.local_model_dir, str(qpc_path))
     max_len = int(max(read_artifact(model.qpc_path)["compile_params"]["seq_len"]))
     return _served(model, processor, str(qpc_path), list(served_names), max_len, api_key, max_body_bytes)
 
 
-def _dual_processor(folder, name: str):
+def dual_processor(folder, name: str):
     """The folder's (or text artifact's) processor, refused without a tokenizer and an image processor."""
     from transformers import AutoProcessor
 
@@ -130,7 +130,9 @@ def _served(model, processor, name: str, served_names: list[str], max_len: int, 
     check_processor_size(processor.image_processor, tuple(model.compiled_image_size), name)
     positions = getattr(model._text_config(), "max_position_embeddings", None) or max_len
     if model.config.model_type in PADDED_TO_POSITIONS and max_len < positions:
-        raise ValueError(f"'{name}' reads texts padded to its {positions} positions: serve it with --ctx_len {positions} or more.")
+        from_artifact = getattr(model, "_without_weights", False)
+        fix = f"compile it again with seq_len={positions}" if from_artifact else f"serve it with --ctx_len {positions} or more"
+        raise ValueError(f"'{name}' reads texts padded to its {positions} positions: {fix}.")
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     app = create_dual_embeddings_app(model, processor, model.model_name, max_len, served_names=served_names, api_key=api_key, **limits)
     app.state.qpc_path = model.qpc_paths["text_qpc_path"]

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from QEfficient.compile.ort_cpu import read_artifact
+from QEfficient.compile.ort_cpu import read_artifact, resolve_companion
 from QEfficient.export.graph_names import (
     ATTENTION_MASK,
     DUAL_ENCODER_KIND,
@@ -24,7 +24,7 @@ from QEfficient.export.graph_names import (
     LOGITS,
     VIDEO_CLASSIFIER_KIND,
 )
-from QEfficient.export.task_graph_specs import RETRIEVAL_KIND
+from QEfficient.export.task_graph_specs import RETRIEVAL_KIND, TEXT_TO_WAVEFORM_KIND
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config, warn_chat_formatting
 from QEfficient.models.sentence_encoding import encode_sentences
@@ -53,7 +53,7 @@ def is_encoder_artifact(qconfig: dict) -> bool:
     """Whether an artifact's qconfig is an encoder's that a server takes: a text encoder's (QEFFAutoModel or a sequence
     classifier) or an image or audio classifier's; another image or audio model's is refused, saying so, as are other
     task graphs."""
-    if classifies_media(qconfig) or serves_pages(qconfig) or embeds_texts_and_images(qconfig):
+    if classifies_media(qconfig) or serves_pages(qconfig) or embeds_texts_and_images(qconfig) or speaks(qconfig):
         return True
     if str(qconfig.get("kind", "")).startswith(RETRIEVAL_KIND):
         raise ValueError(
@@ -116,12 +116,38 @@ def embeds_texts_and_images(qconfig: dict) -> bool:
     return qconfig.get("kind") == f"{DUAL_ENCODER_KIND}-text" and bool(qconfig.get("image_artifact"))
 
 
-def companion_artifact(qconfig: dict) -> str | None:
-    """The second artifact a two-graph model's text artifact names (a page retriever's vision graph, a contrastive
-    model's image tower), which a server opens beside it; None for a model of one graph."""
+def speaks(qconfig: dict) -> bool:
+    """Whether an artifact is a text-to-speech model's (VITS) that keeps its tokenizer: a server answers
+    /v1/audio/speech on it (serving/tts_app.py)."""
+    return qconfig.get("kind") == TEXT_TO_WAVEFORM_KIND and bool(qconfig.get("keeps_processor"))
+
+
+def companion_artifact(qpc_path, qconfig: dict) -> Path | None:
+    """The second artifact a two-graph model's text artifact ``qpc_path`` names (a page retriever's vision graph, a
+    contrastive model's image tower), which a server opens beside it; None for a model of one graph."""
+    named = qconfig.get("vision_artifact") if serves_pages(qconfig) else None
+    named = qconfig.get("image_artifact") if embeds_texts_and_images(qconfig) else named
+    return None if named is None else resolve_companion(Path(qpc_path), named)
+
+
+def check_kept_processor(qpc_path, qconfig: dict) -> None:
+    """The processor (a VITS model's tokenizer) a page retriever's, a contrastive model's or a VITS model's artifact
+    keeps, loaded and checked as its server does: Ray's driver checks it before any replica starts."""
+    from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
+
+    folder, name = Path(qpc_path) / MODEL_FILES_SUBDIR, str(qpc_path)
     if serves_pages(qconfig):
-        return qconfig["vision_artifact"]
-    return qconfig["image_artifact"] if embeds_texts_and_images(qconfig) else None
+        from QEfficient.serving.retrieval_app import retrieval_processor
+
+        retrieval_processor(folder, name)
+    elif embeds_texts_and_images(qconfig):
+        from QEfficient.serving.dual_embeddings_app import dual_processor
+
+        dual_processor(folder, name)
+    elif speaks(qconfig):
+        from QEfficient.serving.tts_app import tts_tokenizer
+
+        tts_tokenizer(folder, name)
 
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
@@ -132,7 +158,7 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
     qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
-    if serves_pages(qconfig) or embeds_texts_and_images(qconfig):  # the processor and config, beside the other graph's artifact
+    if serves_pages(qconfig) or embeds_texts_and_images(qconfig) or speaks(qconfig):  # the processor and config kept
         if not (qpc_path / MODEL_FILES_SUBDIR / "config.json").is_file():
             raise ValueError(f"'{qpc_path}' holds no processor for a server: compile it again from the model's folder.")
         return
@@ -326,6 +352,13 @@ def open_compiled_encoder_app(
                 f"'{qpc_path}' is a page retriever's artifact, served for /pooling, /score and /rerank: {given} does not apply."
             )
         return open_compiled_retrieval_app(qpc_path, served_names, num_cores, api_key, max_body_bytes, **(server_options or {}))
+    if speaks(qconfig):  # /v1/audio/speech (tts_app.py)
+        from QEfficient.serving.tts_app import open_compiled_tts_app
+
+        if task != "auto" or pooler:
+            given = f"--task {task}" if task != "auto" else f"--pooler_config's {', '.join(pooler)}"
+            raise ValueError(f"'{qpc_path}' is a text-to-speech model's artifact, served for /v1/audio/speech: {given} does not apply.")
+        return open_compiled_tts_app(qpc_path, served_names, num_cores, api_key, max_body_bytes)
     if embeds_texts_and_images(qconfig):  # /v1/embeddings of texts and images (dual_embeddings_app.py)
         from QEfficient.serving.dual_embeddings_app import open_compiled_dual_embeddings_app
 

@@ -146,25 +146,45 @@ def create_tts_app(model, tokenizer, model_id: str, *, served_names=None, api_ke
 
 def open_tts_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None):
     """(app, runner) for a VITS model's folder, with its tokenizer."""
-    from transformers import AutoTokenizer
-
     from QEfficient import QEFFAutoModelForTextToWaveform
 
     model = QEFFAutoModelForTextToWaveform.from_pretrained(model_name)
-    try:  # a tokenizer that needs what is not installed (VitsTokenizer: phonemizer; uroman) says so now, not per request
-        tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    tokenizer = tts_tokenizer(model.local_model_dir, model_name)
+    model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    return _served(model, tokenizer, [model_name], api_key, max_body_bytes)
+
+
+def open_compiled_tts_app(qpc_path, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
+    """(app, runner) over a VITS model's artifact, with the tokenizer it keeps: /v1/audio/speech as the server on the
+    folder answers, without the folder or its weights (``serve --qpc_path``, a Ray replica)."""
+    from QEfficient import QEFFAutoModelForTextToWaveform
+
+    model = QEFFAutoModelForTextToWaveform.from_artifact(qpc_path, num_cores)
+    return _served(model, tts_tokenizer(model.local_model_dir, str(qpc_path)), list(served_names), api_key, max_body_bytes)
+
+
+def tts_tokenizer(folder, name: str):
+    """The model's tokenizer, refused now (not per request) where it needs what is not installed (VitsTokenizer's
+    phonemizer; uroman)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
         tokenizer("hello")
     except ImportError as err:
-        raise ValueError(f"'{model_name}''s tokenizer cannot run here: {err}") from None
+        raise ValueError(f"'{name}''s tokenizer cannot run here: {err}") from None
     if getattr(tokenizer, "is_uroman", False):
         import importlib.util
 
         if importlib.util.find_spec("uroman") is None:
             raise ValueError(
-                f"'{model_name}''s tokenizer romanizes its text with uroman first (is_uroman), which is not installed: pip install uroman."
+                f"'{name}''s tokenizer romanizes its text with uroman first (is_uroman), which is not installed: pip install uroman."
             )
-    model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    return tokenizer
+
+
+def _served(model, tokenizer, served_names: list[str], api_key, max_body_bytes):
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    app = create_tts_app(model, tokenizer, model.model_name, served_names=[model_name], api_key=api_key, **limits)
+    app = create_tts_app(model, tokenizer, model.model_name, served_names=served_names, api_key=api_key, **limits)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

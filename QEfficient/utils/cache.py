@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -363,20 +364,30 @@ def _replace_entry(old: Path, new: Path) -> None:
 
 
 def sweep_stale_temps(final: Path) -> None:
-    """Remove temp dirs left beside ``final`` by builds whose process no longer runs: ``final``'s own (its builder holds
-    the entry's lock), and other entries' whose builder, recorded in their ``.pid`` file, was a process of this host that
-    has ended. Anything else (a build of another host sharing the cache, a folder without a builder's record) is left."""
+    """Remove temp dirs left beside ``final`` by builds whose process no longer runs: those whose ``.pid`` file records a
+    process of this host that has ended, and those without one (an older version's, or a build killed before it wrote
+    its pid) that are ``final``'s own (its builder holds the entry's lock) or a library temp name a minute old. A build
+    of another host sharing the cache is left alone."""
     for stale in final.parent.glob(".tmp-*"):
-        own = stale.name.startswith(f".tmp-{final.name}-")
         builder = _builder(stale / ".pid")
         if builder is None:
-            if own:
+            own = stale.name.startswith(f".tmp-{final.name}-")
+            if own or (_TEMP_NAME.match(stale.name) and _older_than(stale, 60)):
                 shutil.rmtree(stale, ignore_errors=True)
             continue
         host, pid = builder
-        if (host != socket.gethostname() and not own) or _alive(pid):
-            continue
-        shutil.rmtree(stale, ignore_errors=True)
+        if host == socket.gethostname() and not _alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+_TEMP_NAME = re.compile(r"^\.tmp-.+-[a-z0-9_]{8}$")  # atomic_directory's: mkdtemp's eight characters after the entry's name
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _builder(pid_file: Path) -> tuple[str, int] | None:
