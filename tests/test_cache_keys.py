@@ -146,6 +146,30 @@ partial_pool = functools.partial(pool, reduce=torch.amin)
 """
 
 
+HELPER_MODULE = """
+K = 0
+def helper(h):
+    return h[:, K]
+def pool(last_hidden_states, attention_mask):
+    return helper(last_hidden_states)
+"""
+
+
+def test_a_pooling_functions_key_holds_the_globals_it_reads(tmp_path, monkeypatch):
+    """A module-level constant, or a helper's code, changed between runs is another graph."""
+    (tmp_path / "my_helper_pooling.py").write_text(HELPER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_helper_pooling as module
+
+    from QEfficient.models.pooling_key import pooling_key
+
+    first = pooling_key(module.pool)
+    monkeypatch.setattr(module, "K", 2)
+    second = pooling_key(module.pool)
+    monkeypatch.setattr(module, "helper", lambda h: h.mean(1))
+    assert len({first, second, pooling_key(module.pool)}) == 3
+
+
 def test_a_pooling_functions_key_is_the_same_in_every_process(tmp_path, monkeypatch):
     """Builtin defaults, set literals and partials keyed without addresses or hash order: a new process (another
     PYTHONHASHSEED) reuses the graph."""
@@ -182,7 +206,7 @@ def test_a_killed_builds_temp_folder_is_swept_by_the_next_build_beside_it(llama,
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     path = model.compile(offload_pt_weights=False, **COMPILE)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
-    stale = path.parent / ".tmp-qpc-another-entry-x1"  # a build of another key, killed
+    stale = path.parent / ".tmp-qpc-another-entry-ab12cd34"  # a build of another key, killed
     stale.mkdir()
     (stale / ".pid").write_text(f"{socket.gethostname()} {dead.stdout.strip()}")
     kept = [path.parent / ".tmp-not-a-build", path.parent / ".tmp-qpc-of-another-host-x2"]  # no builder's record; not ours

@@ -176,7 +176,7 @@ def test_an_image_classifiers_artifact_answers_as_its_folder(tmp_path):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "embed"]))
     with pytest.raises(ValueError, match="image classifier's artifact, served for /classify: --pooler_config's use_activation"):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--pooler_config", '{"use_activation": false}']))
-    with pytest.raises(ValueError, match="encoder's artifact, served for embeddings or scores: --img_size do not apply"):
+    with pytest.raises(ValueError, match="served as it was compiled: --img_size does not apply"):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--img_size", "64"]))
     wide = QEFFAutoModelForImageClassification.from_pretrained(vit_classifier(tmp_path / "wide")).compile(num_cores=1, img_size=64)
     with pytest.raises(ValueError, match="runs one image size"):  # in Ray's driver, not in every replica

@@ -157,5 +157,9 @@ def test_the_text_artifact_names_its_own_image_tower(tmp_path, qeff_home):
     assert QEFFAutoModelForZeroShotImageClassification.from_artifact(second).compiled_image_size == (48, 48)
     assert QEFFAutoModelForZeroShotImageClassification.from_artifact(first).compiled_image_size == (32, 32)
     alone = shutil.copytree(second, tmp_path / "elsewhere" / "a" / "b" / "text")
-    with pytest.raises(FileNotFoundError, match="keep \\(or copy\\) the two artifacts' folders together"):
+    with pytest.raises(FileNotFoundError, match="or copy them side by side"):
         QEFFAutoModelForZeroShotImageClassification.from_artifact(alone)
+    shutil.copytree(model.qpc_paths["image_qpc_path"], alone.parent / "image")  # side by side: found by its fingerprint
+    assert QEFFAutoModelForZeroShotImageClassification.from_artifact(alone).compiled_image_size == (48, 48)
+    with pytest.raises(ValueError, match="another build's image graph"):  # the other size's tower
+        QEFFAutoModelForZeroShotImageClassification.from_artifact(first, image_qpc_path=alone.parent / "image")

@@ -183,10 +183,12 @@ def test_what_an_encoder_artifact_is_not_served_with(tmp_path, qeff_home):
     runner.stop()
     qpc = str(app.state.qpc_path)
     for extra, message in [
-        (["--task", "generate"], "--task generate do not apply"),
-        (["--chat_template", "{{ messages }}"], "--chat_template do not apply"),
+        (["--task", "generate"], "--task generate does not apply"),
+        (["--chat_template", "{{ messages }}"], "--chat_template does not apply"),
     ]:
-        with pytest.raises(ValueError, match=f"is an encoder's artifact, served for embeddings or scores: {message}"):
+        with pytest.raises(
+            ValueError, match=rf"encoder's artifact \(embeddings, scores, pages, speech\), served as it was compiled: {message}"
+        ):
             build_from_args(parse_args(["--qpc_path", qpc, *extra]))
     with pytest.raises(ValueError, match="was compiled for --task score, not embed"):
         build_from_args(parse_args(["--qpc_path", qpc, "--task", "embed"]))

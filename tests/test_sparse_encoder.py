@@ -287,7 +287,7 @@ def test_the_artifact_alone_answers_as_the_folder(qeff_home, tmp_path):
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--pooler_config", '{"use_activation": false}']))
     with pytest.raises(ValueError, match="SPLADE model's artifact, ending in its own heads: not pooled embeddings"):
         CompiledEncoder(qpc, 1).encode(texts)
-    with pytest.raises(ValueError, match="encoder's artifact, served for embeddings or scores: --chat_template do not apply"):
+    with pytest.raises(ValueError, match="served as it was compiled: --chat_template does not apply"):
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--chat_template", "{{ x }}"]))
     qconfig = read_artifact(Path(qpc))
     with pytest.raises(ValueError, match="SPLADE artifact compiled by an older version: compile it again"):

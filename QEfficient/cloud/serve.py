@@ -335,7 +335,7 @@ def build_from_args(args: argparse.Namespace):
             refuse_generation_options(args, takes_pages=pages)
             with step(f"Opening the encoder artifact {args.qpc_path}"):
                 options = (args.num_cores, args.api_key, args.max_body_bytes, pooler_task or args.task)
-                server_options = {"ctx_len": args.ctx_len, "max_pages": args.max_num_images} if pages else None
+                server_options = {"ctx_len": args.ctx_len, "max_pages": args.max_num_images} if pages else {"ctx_len": args.ctx_len}
                 pooler = getattr(args, "pooler_defaults", None)
                 return open_compiled_encoder_app(args.qpc_path, names, *options, pooler=pooler, server_options=server_options)
         if getattr(args, "pooler_defaults", None) is not None:
@@ -393,9 +393,10 @@ def refuse_generation_options(args: argparse.Namespace, takes_pages: bool = Fals
     media = ("img_size",) if takes_pages else ("img_size", "max_num_images")
     given += [f"--{n}" for n in media if getattr(args, n, None) is not None]
     if getattr(args, "task", "auto") == "generate" or given:
+        what = ", ".join(given) or "--task generate"
         raise ValueError(
-            f"'{args.qpc_path}' is an encoder's artifact, served for embeddings or scores: "
-            f"{', '.join(given) or '--task generate'} do not apply."
+            f"'{args.qpc_path}' is an encoder's artifact (embeddings, scores, pages, speech), served as it was compiled: "
+            f"{what} {'does' if len(given) < 2 else 'do'} not apply."
         )
 
 

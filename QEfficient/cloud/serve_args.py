@@ -25,7 +25,8 @@ model's --pooler_config '{"pooling_type": "MEAN", "use_activation": true, "dimen
 served as vLLM serves it: each input's vocabulary-sized vector on /v1/embeddings. --qpc_path serves
 an artifact that compile() built with continuous batching, or an encoder's artifact
 (embeddings or scores), without loading torch or the model (a vision-language model's language artifact, or its one
-graph's: without its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
+graph's, a page retriever's or CLIP-style model's text artifact, a classifier of images or audio, a VITS model's:
+without its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
 --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY. Each --lora adapter (a folder saved by peft) is a model
 id of its own in /v1/models; a request's "model" picks it, as vLLM does (pip install "QEfficient[lora]").
 """
@@ -157,7 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "qpc_path",
         default=None,
         help="serve an artifact compile() built (continuous batching): starts without the model (a decoder's or an encoder's "
-        "without torch; a vision-language model's language or one-graph artifact without its weights); its shapes win",
+        "without torch; a vision-language model's language or one-graph artifact, a page retriever's or CLIP-style model's "
+        "text artifact or a VITS model's without its weights); its shapes win",
     )
     add_argument(p, "host", default="127.0.0.1")
     add_argument(p, "port", type=int, default=8000)

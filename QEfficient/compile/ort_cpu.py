@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from QEfficient.compile.graph_files import graph_files
-from QEfficient.utils.cache import CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
+from QEfficient.utils.cache import MANIFEST, CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
 from QEfficient.utils.checks import check_flags
 from QEfficient.utils.memory import folder_bytes, release_freed_memory
 
@@ -113,10 +113,26 @@ def build_artifact(
     return entry
 
 
-def resolve_companion(qpc_path: Path, recorded: str) -> Path:
-    """The other graph's artifact a two-graph model's text artifact names (relative to it; absolute as older versions
-    wrote it)."""
-    return (Path(qpc_path) / recorded).resolve()
+def artifact_fingerprint(artifact_dir: Path) -> str | None:
+    """A digest of an artifact's files as its manifest records them: the same for its copies (shipped, moved), another
+    for another build; None where it has no readable manifest."""
+    try:
+        files = json.loads((Path(artifact_dir) / MANIFEST).read_text())["files"]
+        return hash_dict({name: record["sha256"] for name, record in files.items()})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def resolve_companion(qpc_path: Path, recorded: str, fingerprint: str | None = None) -> Path:
+    """The other graph's artifact a two-graph model's text artifact names: at the path recorded relative to it (absolute
+    as older versions wrote it), else a folder beside it with that artifact's ``fingerprint`` (the two copied side by
+    side); the recorded path where neither is found."""
+    text = Path(qpc_path).resolve()
+    path = (text / recorded).resolve()
+    if path.is_dir() or fingerprint is None:
+        return path
+    siblings = (f for f in text.parent.iterdir() if f.is_dir() and f != text and (f / MANIFEST).is_file())
+    return next((f for f in siblings if artifact_fingerprint(f) == fingerprint), path)
 
 
 def read_artifact(artifact_dir: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import build_artifact, read_artifact, resolve_companion, warn_ignored_options
+from QEfficient.compile.ort_cpu import artifact_fingerprint, build_artifact, read_artifact, resolve_companion, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export, torchscript_export
@@ -72,10 +72,10 @@ def usable_positions(config) -> int | None:
 
 def companion_record(other_path: Path, compile_dir, text_onnx: Path) -> tuple[str, str]:
     """How a two-graph model's text artifact names its other graph's artifact: the path relative to the text artifact
-    (built in ``compile_dir``, else beside its graph), so a cache moved whole keeps the pair, and that artifact's folder
-    name (``qpc-<its key>``), which goes into the text artifact's key: another companion, another text artifact."""
+    (built in ``compile_dir``, else beside its graph), so a cache moved whole keeps the pair, and that artifact's
+    fingerprint (compile/ort_cpu.py), which goes into the text artifact's key and is checked when the pair is opened."""
     home = (Path(compile_dir).expanduser() if compile_dir else Path(text_onnx).parent).resolve()
-    return os.path.join("..", os.path.relpath(Path(other_path).resolve(), home)), Path(other_path).name
+    return os.path.join("..", os.path.relpath(Path(other_path).resolve(), home)), artifact_fingerprint(other_path)
 
 
 def _version(tensor) -> int:
@@ -328,14 +328,20 @@ class QEFFBaseModel:
         obj = cls(hf, pretrained_model_name_or_path=qconfig.get("model_name"))
         obj.local_model_dir, obj._without_weights, obj.qpc_path = folder, True, qpc_path
         if other:
-            other_path = Path(other_path) if other_path else resolve_companion(qpc_path, qconfig[named])
+            fingerprint = qconfig.get(f"{named}_digest")
+            other_path = Path(other_path) if other_path else resolve_companion(qpc_path, qconfig[named], fingerprint)
             try:
                 other_kind = read_artifact(other_path).get("kind")  # there and intact
             except FileNotFoundError:
                 raise FileNotFoundError(
-                    f"'{qpc_path}' names its {other} graph's artifact '{other_path}', which is not there: keep (or copy) the two "
-                    f"artifacts' folders together, or pass {other}_qpc_path=."
+                    f"'{qpc_path}' names its {other} graph's artifact '{other_path}', which is not there: keep the two "
+                    f"artifacts' folders where compile() put them, or copy them side by side (or pass {other}_qpc_path=)."
                 ) from None
+            if fingerprint and artifact_fingerprint(other_path) != fingerprint:
+                raise ValueError(
+                    f"'{other_path}' is another build's {other} graph than the one '{qpc_path}' was compiled with: pass the "
+                    "artifact compile() built with it."
+                )
             if other_kind != kind.removesuffix("-text") + f"-{other}":
                 raise ValueError(
                     f"'{other_path}' is not {what}'s {other} graph (its kind is {other_kind!r}): pass the artifact compile() built."

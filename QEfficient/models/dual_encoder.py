@@ -161,7 +161,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         text = GraphArtifact(
             "text",
             text_onnx,
-            manifest | {"image_artifact": named},
+            manifest | {"image_artifact": named, "image_artifact_digest": key},
             {"seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul, **whole_processor_key(self.local_model_dir)}
             | {"image_artifact": key},
             EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),

@@ -1,5 +1,6 @@
 """What an export's cache key holds of a ``pooling`` argument: a name as it is, a module's class, layers and weights, a
-function's code (its bytecode, constants, defaults and the values it closes over). Two functions of one name but other
+function's code (its bytecode, constants, defaults, the values it closes over and the module-level names it reads, a
+helper function's code too). Two functions of one name but other
 code (two lambdas; a function edited between runs) are two graphs; the same code gives the same key in every process."""
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ def _code(code: types.CodeType) -> list:
     return [code.co_code.hex(), list(code.co_names), list(code.co_varnames), [_value(c) for c in code.co_consts]]
 
 
+_keying: set[int] = set()  # the functions being keyed now (a recursive one is keyed by name where it reaches itself)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global (and attribute) names a code object and the code nested in it read."""
+    return set(code.co_names).union(*(_names(c) for c in code.co_consts if isinstance(c, types.CodeType)))
+
+
 def _named(value: Any) -> str:
     return f"{getattr(value, '__module__', None)}.{getattr(value, '__qualname__', getattr(value, '__name__', type(value).__name__))}"
 
@@ -37,9 +46,19 @@ def _value(value: Any) -> str:
     if hasattr(value, "detach") and hasattr(value, "shape"):  # a tensor
         return fingerprint_state_dict({"tensor": value.detach()})
     if isinstance(value, types.FunctionType):
-        closure = [_value(cell.cell_contents) for cell in value.__closure__ or ()]
-        defaults = [_value(value.__defaults__ or ()), _value(value.__kwdefaults__ or {})]
-        return f"{_named(value)}:{hash_dict({'code': _code(value.__code__), 'defaults': defaults, 'closure': closure})}"
+        if id(value) in _keying:  # a function that reaches itself (recursion): its name
+            return _named(value)
+        _keying.add(id(value))
+        try:
+            closure = [_value(cell.cell_contents) for cell in value.__closure__ or ()]
+            defaults = [_value(value.__defaults__ or ()), _value(value.__kwdefaults__ or {})]
+            # the module-level names its code reads (constants, helpers and their own code): a changed one is another graph
+            names = sorted({n for n in _names(value.__code__) if n in value.__globals__})
+            used = {n: _value(value.__globals__[n]) for n in names}
+            parts = {"code": _code(value.__code__), "defaults": defaults, "closure": closure, "globals": used}
+        finally:
+            _keying.discard(id(value))
+        return f"{_named(value)}:{hash_dict(parts)}"
     if isinstance(value, types.MethodType):
         return f"{_value(value.__func__)}@{_value(value.__self__)}"
     if isinstance(value, functools.partial):

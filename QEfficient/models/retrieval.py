@@ -139,7 +139,7 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         text = GraphArtifact(
             "text",
             text_onnx,
-            {"kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS, "vision_artifact": named},
+            {"kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS, "vision_artifact": named, "vision_artifact_digest": key},
             {**params, **whole_processor_key(self.local_model_dir), "vision_artifact": key},
             RetrievalTextGraphSpec.specializations(batch_size),
             rewrite,

@@ -163,9 +163,10 @@ def read_audio(parts: list[tuple[str, dict]], sampling_rate: int) -> list[np.nda
     return samples
 
 
-def check_processor_size(processor, size: tuple[int, int], model_name: str) -> None:
+def check_processor_size(processor, size: tuple[int, int], model_name: str, fix: str | None = None) -> None:
     """Refuse an image processor whose output is not the compiled size for images of any shape (one that resizes the
-    shortest edge only keeps the aspect ratio): the graph runs one size."""
+    shortest edge only keeps the aspect ratio): the graph runs one size. ``fix``: what to do, where it is not the
+    processor's settings (an artifact compiled at another size)."""
     from PIL import Image
 
     for shape in ((640, 480), (480, 640)):
@@ -173,8 +174,8 @@ def check_processor_size(processor, size: tuple[int, int], model_name: str) -> N
         if written != size:
             raise ValueError(
                 f"'{model_name}''s image processor writes a {shape[0]}x{shape[1]} image as {written[1]}x{written[0]} pixels, not the "
-                f"compiled {size[1]}x{size[0]}: the server runs one image size. Give the processor a fixed size or a crop "
-                "(preprocessor_config.json), or classify from Python."
+                f"compiled {size[1]}x{size[0]}: the server runs one image size. "
+                + (fix or "Give the processor a fixed size or a crop (preprocessor_config.json), or classify from Python.")
             )
 
 

@@ -102,16 +102,18 @@ def open_dual_embeddings_app(model, model_name: str, ctx_len: int, num_cores: in
 
 
 def open_compiled_dual_embeddings_app(
-    qpc_path, served_names, num_cores: int, api_key, max_body_bytes, vision_qpc_path=None
+    qpc_path, served_names, num_cores: int, api_key, max_body_bytes, vision_qpc_path=None, ctx_len: int | None = None
 ) -> tuple[FastAPI, NoRunner]:
     """(app, runner) over a contrastive model's text artifact (compile()'s ``text_qpc_path``) and the image artifact it
     names (``vision_qpc_path``: a copy of that elsewhere), with the processor the text artifact keeps: /v1/embeddings of
-    texts (up to the compiled length) and images as the server on the folder answers, without the folder or weights."""
+    texts (up to the compiled length, or ``ctx_len`` tokens where fewer) and images as the server on the folder answers,
+    without the folder or weights."""
     from QEfficient.models.dual_encoder import QEFFAutoModelForZeroShotImageClassification
 
     model = QEFFAutoModelForZeroShotImageClassification.from_artifact(qpc_path, num_cores, vision_qpc_path)
     processor = dual_processor(model.local_model_dir, str(qpc_path))
     max_len = int(max(read_artifact(model.qpc_path)["compile_params"]["seq_len"]))
+    max_len = min(max_len, ctx_len or max_len)
     return _served(model, processor, str(qpc_path), list(served_names), max_len, api_key, max_body_bytes)
 
 
@@ -127,10 +129,11 @@ def dual_processor(folder, name: str):
 
 def _served(model, processor, name: str, served_names: list[str], max_len: int, api_key, max_body_bytes) -> tuple[FastAPI, NoRunner]:
     """The app over a compiled model, its processor checked against the compiled image size and text length."""
-    check_processor_size(processor.image_processor, tuple(model.compiled_image_size), name)
+    from_artifact = getattr(model, "_without_weights", False)
+    fix = "Compile it at its processor's size (leave img_size out) to serve it, or embed from Python." if from_artifact else None
+    check_processor_size(processor.image_processor, tuple(model.compiled_image_size), name, fix)
     positions = getattr(model._text_config(), "max_position_embeddings", None) or max_len
     if model.config.model_type in PADDED_TO_POSITIONS and max_len < positions:
-        from_artifact = getattr(model, "_without_weights", False)
         fix = f"compile it again with seq_len={positions}" if from_artifact else f"serve it with --ctx_len {positions} or more"
         raise ValueError(f"'{name}' reads texts padded to its {positions} positions: {fix}.")
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}

@@ -50,9 +50,9 @@ def classifies_media(qconfig: dict) -> bool:
 
 
 def is_encoder_artifact(qconfig: dict) -> bool:
-    """Whether an artifact's qconfig is an encoder's that a server takes: a text encoder's (QEFFAutoModel or a sequence
-    classifier) or an image or audio classifier's; another image or audio model's is refused, saying so, as are other
-    task graphs."""
+    """Whether an artifact's qconfig is one a server takes besides a decoder's: a text encoder's (QEFFAutoModel or a
+    sequence classifier), an image or audio classifier's, a page retriever's or contrastive model's text artifact, or a
+    VITS model's; another image or audio model's is refused, saying so, as are other task graphs."""
     if classifies_media(qconfig) or serves_pages(qconfig) or embeds_texts_and_images(qconfig) or speaks(qconfig):
         return True
     if str(qconfig.get("kind", "")).startswith(RETRIEVAL_KIND):
@@ -125,16 +125,13 @@ def speaks(qconfig: dict) -> bool:
 def companion_artifact(qpc_path, qconfig: dict) -> Path | None:
     """The second artifact a two-graph model's text artifact ``qpc_path`` names (a page retriever's vision graph, a
     contrastive model's image tower), which a server opens beside it; None for a model of one graph."""
-    named = qconfig.get("vision_artifact") if serves_pages(qconfig) else None
-    named = qconfig.get("image_artifact") if embeds_texts_and_images(qconfig) else named
-    return None if named is None else resolve_companion(Path(qpc_path), named)
+    key = "vision_artifact" if serves_pages(qconfig) else "image_artifact" if embeds_texts_and_images(qconfig) else None
+    return None if key is None else resolve_companion(Path(qpc_path), qconfig[key], qconfig.get(f"{key}_digest"))
 
 
 def check_kept_processor(qpc_path, qconfig: dict) -> None:
     """The processor (a VITS model's tokenizer) a page retriever's, a contrastive model's or a VITS model's artifact
     keeps, loaded and checked as its server does: Ray's driver checks it before any replica starts."""
-    from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
-
     folder, name = Path(qpc_path) / MODEL_FILES_SUBDIR, str(qpc_path)
     if serves_pages(qconfig):
         from QEfficient.serving.retrieval_app import retrieval_processor
@@ -336,7 +333,8 @@ def open_compiled_encoder_app(
     the scores server for a classifier's, the late-interaction server for a ColBERT's, a BGE-M3's for its token task,
     a SPLADE model's vectors as vLLM serves them, /classify for an image or audio classifier's, the late-interaction server
     over pages for a page retriever's text artifact (``server_options``: ctx_len, max_pages, vision_qpc_path), the
-    texts-and-images embeddings server for a contrastive model's text artifact (``server_options``: vision_qpc_path) (``task``
+    texts-and-images embeddings server for a contrastive model's text artifact (``server_options``: vision_qpc_path,
+    ctx_len) (``task``
     "embed" or "score" must be the artifact's: "embed" for a ColBERT's, a SPLADE model's and a page retriever's;
     "token_embed" or "token_classify" for a BGE-M3's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
@@ -367,8 +365,9 @@ def open_compiled_encoder_app(
             raise ValueError(
                 f"'{qpc_path}' is a contrastive image-text model's artifact, served for /v1/embeddings: {given} does not apply."
             )
-        vision = (server_options or {}).get("vision_qpc_path")
-        return open_compiled_dual_embeddings_app(qpc_path, served_names, num_cores, api_key, max_body_bytes, vision)
+        options = server_options or {}
+        vision, ctx_len = options.get("vision_qpc_path"), options.get("ctx_len")
+        return open_compiled_dual_embeddings_app(qpc_path, served_names, num_cores, api_key, max_body_bytes, vision, ctx_len)
     if classifies_media(qconfig):  # /classify (classify_media_app.py)
         from QEfficient.serving.classify_media_app import open_compiled_classifier_app
 

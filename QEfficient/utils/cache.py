@@ -369,18 +369,45 @@ def sweep_stale_temps(final: Path) -> None:
     its pid) that are ``final``'s own (its builder holds the entry's lock) or a library temp name a minute old. A build
     of another host sharing the cache is left alone."""
     for stale in final.parent.glob(".tmp-*"):
+        own = stale.name.startswith(f".tmp-{final.name}-")
         builder = _builder(stale / ".pid")
         if builder is None:
-            own = stale.name.startswith(f".tmp-{final.name}-")
-            if own or (_TEMP_NAME.match(stale.name) and _older_than(stale, 60)):
+            if own or (_TEMP_NAME.match(stale.name) and _older_than(stale, 60) and _unlocked(stale)):
                 shutil.rmtree(stale, ignore_errors=True)
             continue
         host, pid = builder
-        if host == socket.gethostname() and not _alive(pid):
+        # another entry's builder may live in another PID namespace under this host's name: its lock says it is alive
+        if host == socket.gethostname() and not _alive(pid) and (own or _unlocked(stale)):
             shutil.rmtree(stale, ignore_errors=True)
 
 
 _TEMP_NAME = re.compile(r"^\.tmp-.+-[a-z0-9_]{8}$")  # atomic_directory's: mkdtemp's eight characters after the entry's name
+
+
+def _unlocked(temp: Path) -> bool:
+    """Whether no process holds the build lock of the entry a library temp folder was made for (its lock file gone, or
+    free); False where locks cannot be taken (nothing is known)."""
+    match = _TEMP_NAME.match(temp.name)
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    if match is None:
+        return False
+    path = temp.parent / f".{temp.name[len('.tmp-') : -9]}{LOCK_SUFFIX}"
+    try:
+        handle = open(path)  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held (BlockingIOError), or no locks here
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
 
 
 def _older_than(path: Path, seconds: float) -> bool:
