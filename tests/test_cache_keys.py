@@ -147,11 +147,20 @@ partial_pool = functools.partial(pool, reduce=torch.amin)
 
 
 HELPER_MODULE = """
+import numpy as np
+import torch
+from torch import Tensor, nn
 K = 0
+WEIGHTS = np.zeros(2000)  # numpy shows a large array with an ellipsis: its bytes are keyed
+REGISTRY = {}
+class Head(nn.Module):
+    pass
 def helper(h):
-    return h[:, K]
+    return h[:, K] + float(WEIGHTS[1000])
 def pool(last_hidden_states, attention_mask):
-    return helper(last_hidden_states)
+    assert isinstance(last_hidden_states, Tensor) and Head is not None and REGISTRY is not None
+    return helper(torch.nn.functional.normalize(last_hidden_states, dim=-1))
+REGISTRY["pool"] = pool  # a container that reaches the function again
 """
 
 
@@ -163,11 +172,14 @@ def test_a_pooling_functions_key_holds_the_globals_it_reads(tmp_path, monkeypatc
 
     from QEfficient.models.pooling_key import pooling_key
 
-    first = pooling_key(module.pool)
+    first = pooling_key(module.pool)  # classes, a library's functions and a self-reaching registry: keyed, by name
+    assert pooling_key(module.pool) == first
     monkeypatch.setattr(module, "K", 2)
     second = pooling_key(module.pool)
+    module.WEIGHTS[1000] = 1.0
+    third = pooling_key(module.pool)
     monkeypatch.setattr(module, "helper", lambda h: h.mean(1))
-    assert len({first, second, pooling_key(module.pool)}) == 3
+    assert len({first, second, third, pooling_key(module.pool)}) == 4
 
 
 def test_a_pooling_functions_key_is_the_same_in_every_process(tmp_path, monkeypatch):

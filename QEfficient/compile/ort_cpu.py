@@ -114,24 +114,27 @@ def build_artifact(
 
 
 def artifact_fingerprint(artifact_dir: Path) -> str | None:
-    """A digest of an artifact's files as its manifest records them: the same for its copies (shipped, moved), another
-    for another build; None where it has no readable manifest."""
+    """A digest of what an artifact runs: its files as its manifest records them and its compile parameters, not the
+    rest of its qconfig.json (the threads and name of the build that wrote it). The same for its copies (shipped, moved)
+    and a rebuild of it, another for another build; None where it has no readable manifest."""
     try:
         files = json.loads((Path(artifact_dir) / MANIFEST).read_text())["files"]
-        return hash_dict({name: record["sha256"] for name, record in files.items()})
+        params = json.loads((Path(artifact_dir) / "qconfig.json").read_text())["compile_params"]
+        digests = {name: record["sha256"] for name, record in files.items() if name != "qconfig.json"}
+        return hash_dict({"files": digests, "compile_params": params})
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def resolve_companion(qpc_path: Path, recorded: str, fingerprint: str | None = None) -> Path:
     """The other graph's artifact a two-graph model's text artifact names: at the path recorded relative to it (absolute
-    as older versions wrote it), else a folder beside it with that artifact's ``fingerprint`` (the two copied side by
-    side); the recorded path where neither is found."""
+    as older versions wrote it) where it holds that artifact (``fingerprint``), else a complete artifact beside it that
+    does (the two copied side by side); the recorded path where none is found."""
     text = Path(qpc_path).resolve()
     path = (text / recorded).resolve()
-    if path.is_dir() or fingerprint is None:
+    if fingerprint is None or (path.is_dir() and artifact_fingerprint(path) == fingerprint):
         return path
-    siblings = (f for f in text.parent.iterdir() if f.is_dir() and f != text and (f / MANIFEST).is_file())
+    siblings = (f for f in text.parent.iterdir() if f.is_dir() and f != text and not f.name.startswith(".") and is_complete(f))
     return next((f for f in siblings if artifact_fingerprint(f) == fingerprint), path)
 
 

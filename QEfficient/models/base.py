@@ -273,6 +273,8 @@ class QEFFBaseModel:
         """A one-graph model's compile(): the common options checked, the graph exported unless given (``export``, else
         ``self.export()``), the artifact built (the MatMuls as int8 GEMMs with ``mxfp6_matmul``) and kept as
         ``qpc_path``."""
+        if getattr(self, "_without_weights", False):
+            raise TypeError("This model was loaded from its artifact, without weights: load it with from_pretrained() to compile it.")
         check_positive(batch_size=batch_size, num_cores=num_cores)
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
         onnx_path = Path(onnx_path) if onnx_path else (export or self.export)()
@@ -337,14 +339,15 @@ class QEFFBaseModel:
                     f"'{qpc_path}' names its {other} graph's artifact '{other_path}', which is not there: keep the two "
                     f"artifacts' folders where compile() put them, or copy them side by side (or pass {other}_qpc_path=)."
                 ) from None
+
+            if other_kind != kind.removesuffix("-text") + f"-{other}":
+                raise ValueError(
+                    f"'{other_path}' is not {what}'s {other} graph (its kind is {other_kind!r}): pass the artifact compile() built."
+                )
             if fingerprint and artifact_fingerprint(other_path) != fingerprint:
                 raise ValueError(
                     f"'{other_path}' is another build's {other} graph than the one '{qpc_path}' was compiled with: pass the "
                     "artifact compile() built with it."
-                )
-            if other_kind != kind.removesuffix("-text") + f"-{other}":
-                raise ValueError(
-                    f"'{other_path}' is not {what}'s {other} graph (its kind is {other_kind!r}): pass the artifact compile() built."
                 )
             obj.qpc_paths = {"text_qpc_path": qpc_path, f"{other}_qpc_path": other_path}
         obj._num_cores = num_cores or qconfig.get("num_cores") or 1

@@ -112,8 +112,11 @@ def open_compiled_dual_embeddings_app(
 
     model = QEFFAutoModelForZeroShotImageClassification.from_artifact(qpc_path, num_cores, vision_qpc_path)
     processor = dual_processor(model.local_model_dir, str(qpc_path))
-    max_len = int(max(read_artifact(model.qpc_path)["compile_params"]["seq_len"]))
-    max_len = min(max_len, ctx_len or max_len)
+    compiled = int(max(read_artifact(model.qpc_path)["compile_params"]["seq_len"]))
+    positions = getattr(model._text_config(), "max_position_embeddings", None) or compiled
+    if model.config.model_type in PADDED_TO_POSITIONS and ctx_len and ctx_len < positions <= compiled:
+        raise ValueError(f"'{qpc_path}' reads texts padded to its {positions} positions: leave --ctx_len out (or give {positions}).")
+    max_len = min(compiled, ctx_len or compiled)
     return _served(model, processor, str(qpc_path), list(served_names), max_len, api_key, max_body_bytes)
 
 

@@ -403,7 +403,7 @@ def _unlocked(temp: Path) -> bool:
         return False
     with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: a read-only handle takes it (NFS too)
         except OSError:  # held (BlockingIOError), or no locks here
             return False
         fcntl.flock(handle, fcntl.LOCK_UN)
