@@ -339,7 +339,6 @@ class QEFFBaseModel:
                     f"'{qpc_path}' names its {other} graph's artifact '{other_path}', which is not there: keep the two "
                     f"artifacts' folders where compile() put them, or copy them side by side (or pass {other}_qpc_path=)."
                 ) from None
-
             if other_kind != kind.removesuffix("-text") + f"-{other}":
                 raise ValueError(
                     f"'{other_path}' is not {what}'s {other} graph (its kind is {other_kind!r}): pass the artifact compile() built."
