@@ -224,7 +224,7 @@ def test_unreachable_images_and_image_tokens_without_an_image(server, image_host
     assert loopback_http.get(f"{server}/health").json()["status"] == "ok"
 
 
-def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_model_dir):
+def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_model_dir, tmp_path):
     """``serve --qpc_path`` on the language artifact (which names its vision artifact and holds the processor): the
     same answers as the server that compiled it, no weights read; from Python, from_artifact generates as the loaded
     model does and refuses to export. The vision artifact, a decoder's artifact, or a prompt-lookup server are refused
@@ -267,6 +267,15 @@ def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_m
     assert [list(map(int, ids)) for ids in got.generated_ids] == [list(map(int, ids)) for ids in want.generated_ids]
     with pytest.raises(TypeError, match="without weights: load it with from_pretrained"):
         model.compile(prefill_seq_len=8, ctx_len=96, full_batch_size=2)
+    # the two artifacts copied side by side elsewhere: the language artifact finds its vision artifact by its fingerprint
+    import shutil
+
+    for source, name in ((language, "language"), (loaded.qpc_paths["vision_qpc_path"], "vision")):
+        shutil.copytree(source, tmp_path / "deploy" / name)
+    moved = QEFFAutoModelForImageTextToText.from_artifact(tmp_path / "deploy" / "language", num_cores=1)
+    assert moved.qpc_paths["vision_qpc_path"] == tmp_path / "deploy" / "vision"
+    again = moved.generate(inputs=inputs, processor=processor, generation_len=6, stream=False)
+    assert [list(map(int, ids)) for ids in again.generated_ids] == [list(map(int, ids)) for ids in want.generated_ids]
 
     vision = loaded.qpc_paths["vision_qpc_path"]
     with pytest.raises(ValueError, match="vision graph: serve its language artifact"):

@@ -138,6 +138,12 @@ def resolve_companion(qpc_path: Path, recorded: str, fingerprint: str | None = N
     return next((f for f in siblings if artifact_fingerprint(f) == fingerprint), path)
 
 
+def language_companion(qpc_path: Path, qconfig: dict) -> Path | None:
+    """The vision artifact a vision-language model's language artifact names (resolve_companion), or None."""
+    recorded = qconfig.get("vision_artifact")
+    return None if not recorded else resolve_companion(qpc_path, recorded, qconfig.get("vision_artifact_digest"))
+
+
 def read_artifact(artifact_dir: Path) -> dict[str, Any]:
     """Read an artifact's qconfig.json once its files are verified against the manifest written with it.
 

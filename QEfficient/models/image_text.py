@@ -17,7 +17,7 @@ import torch
 from transformers import AutoConfig, GenerationConfig, PreTrainedModel
 
 from QEfficient.compile.compile_helper import empty_inputs
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import language_companion, read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_names import INPUT_FEATURES, INPUT_VALUES, PIXEL_VALUES
 from QEfficient.export.graph_specs import DecoderGraphSpec, VisionGraphSpec
@@ -34,7 +34,7 @@ from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.config_overrides import weights_fit
 from QEfficient.loading.hf_loader import image_text_class, resolve_model_path, with_hf_overrides, with_load_defaults
-from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
+from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, companion_record, recurrent_state_manifest
 from QEfficient.models.image_text_view import ModelView, check_img_size, holds_an_image
 from QEfficient.models.processor_files import save_whole_processor, whole_processor_key
 from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR  # the processor's files and config in the artifact
@@ -110,9 +110,16 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 f"'{qpc_path}' is one graph (kv_offload=False), or was compiled with skip_vision=True: it has no vision artifact; "
                 "leave vision_qpc_path out."
             )
-        vision = Path(vision_qpc_path or qconfig["vision_artifact"]) if two_graphs and not without_vision else None
-        if vision is not None:
-            read_artifact(vision)  # there and intact
+        vision = None
+        if two_graphs and not without_vision:
+            vision = Path(vision_qpc_path) if vision_qpc_path else language_companion(qpc_path, qconfig)
+            try:
+                read_artifact(vision)  # there and intact
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"'{qpc_path}' names its vision artifact '{vision}', which is not there: keep the two artifacts' folders "
+                    "where compile() put them, or copy them side by side (or pass vision_qpc_path=)."
+                ) from None
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):
             hf = image_text_class(config).from_config(config)
@@ -309,8 +316,10 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             # a recurrent/hybrid text model's conv/SSM states, in the compute dtype whatever the cache is stored as
             **recurrent_state_manifest(self.lang_model.lm, rows, str(self.lang_model.lm.lm_head.weight.dtype).removeprefix("torch.")),
         }
-        if vision:
-            manifest["vision_artifact"] = str(Path(vision).resolve())
+        companion = {}
+        if vision:  # named relative to the language artifact (a cache moved whole keeps the pair), its fingerprint in the key
+            named, companion["vision_artifact"] = companion_record(vision, compile_dir, lang_onnx)
+            manifest |= {"vision_artifact": named, "vision_artifact_digest": companion["vision_artifact"]}
         elif skip_vision:  # the vision graph's inputs holding no image, for text prompts (Mllama's masks read them)
             manifest["vision_graph_inputs"] = empty_inputs(vision_onnx)
         self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
@@ -333,6 +342,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 "mxint8_kv_cache": mxint8_kv_cache,
                 **({"max_num_images": max_num_images} if self.adapter.cross_attention else {}),
                 **({"skip_vision": True} if skip_vision else {}),  # its own artifact: it names no vision graph
+                **companion,
             },
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,

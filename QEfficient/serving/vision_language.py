@@ -367,7 +367,7 @@ def open_vision_language_app(
 def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_cores: int | None, prompt_lookup_num_tokens: int | None):
     """A ``ServingArtifact`` for a vision-language model's language artifact, or its one graph's (``serve --qpc_path``):
     the model is not loaded, its compiled graphs are served (QEFFAutoModelForImageTextToText.from_artifact)."""
-    from QEfficient.compile.ort_cpu import read_artifact
+    from QEfficient.compile.ort_cpu import language_companion, read_artifact
     from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
     from QEfficient.serving.artifact import ServingArtifact
 
@@ -400,7 +400,7 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
         ctx_len=params["ctx_len"],
         num_cores=num_cores or qconfig.get("num_cores") or 1,
         # a replica's own copy, when shipped; None: one graph (kv_offload=False)
-        vision_language={"vision_qpc_path": qconfig.get("vision_artifact")},
+        vision_language={"vision_qpc_path": str(vision) if (vision := language_companion(qpc_path, qconfig)) else None},
     )
 
 
