@@ -17,7 +17,7 @@ import torch
 from transformers import AutoConfig, GenerationConfig, PreTrainedModel
 
 from QEfficient.compile.compile_helper import empty_inputs
-from QEfficient.compile.ort_cpu import language_companion, read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import artifact_fingerprint, language_companion, read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_names import INPUT_FEATURES, INPUT_VALUES, PIXEL_VALUES
 from QEfficient.export.graph_specs import DecoderGraphSpec, VisionGraphSpec
@@ -120,6 +120,12 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                     f"'{qpc_path}' names its vision artifact '{vision}', which is not there: keep the two artifacts' folders "
                     "where compile() put them, or copy them side by side (or pass vision_qpc_path=)."
                 ) from None
+            digest = qconfig.get("vision_artifact_digest")
+            if digest and artifact_fingerprint(vision) != digest:
+                raise ValueError(
+                    f"'{vision}' is another build's vision graph than the one '{qpc_path}' was compiled with: pass the "
+                    "artifact compile() built with it."
+                )
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):
             hf = image_text_class(config).from_config(config)
