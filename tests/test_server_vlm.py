@@ -274,7 +274,11 @@ def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_m
         shutil.copytree(source, tmp_path / "deploy" / name)
     moved = QEFFAutoModelForImageTextToText.from_artifact(tmp_path / "deploy" / "language", num_cores=1)
     assert moved.qpc_paths["vision_qpc_path"] == tmp_path / "deploy" / "vision"
+    int8 = QEFFAutoModelForImageTextToText.from_pretrained(llava, kv_offload=True, continuous_batching=True)
+    int8_vision = int8.compile(prefill_seq_len=8, ctx_len=96, full_batch_size=2, num_cores=1, mxfp6_matmul=True)["vision_qpc_path"]
     with pytest.raises(ValueError, match="another build's vision graph"):  # a vision artifact of another build, by hand
+        QEFFAutoModelForImageTextToText.from_artifact(language, vision_qpc_path=int8_vision)
+    with pytest.raises(ValueError, match="is not this vision-language model's vision graph"):  # not a vision graph at all
         QEFFAutoModelForImageTextToText.from_artifact(language, vision_qpc_path=tmp_path / "deploy" / "language")
     again = moved.generate(inputs=inputs, processor=processor, generation_len=6, stream=False)
     assert [list(map(int, ids)) for ids in again.generated_ids] == [list(map(int, ids)) for ids in want.generated_ids]

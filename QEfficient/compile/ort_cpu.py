@@ -138,6 +138,29 @@ def resolve_companion(qpc_path: Path, recorded: str, fingerprint: str | None = N
     return next((f for f in siblings if artifact_fingerprint(f) == fingerprint), path)
 
 
+def checked_companion(qpc_path: Path, qconfig: dict, other: str, given, expected_kind: str, what: str) -> Path:
+    """The ``other`` graph's artifact a two-graph model's artifact (``qpc_path``, its ``qconfig``) names (``given``: a
+    copy of it elsewhere), refused, saying what to do, where it is missing, of another kind or of another build."""
+    named = f"{other}_artifact"
+    fingerprint = qconfig.get(f"{named}_digest")
+    path = Path(given) if given else resolve_companion(qpc_path, qconfig[named], fingerprint)
+    try:
+        kind = read_artifact(path).get("kind")  # there and intact
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"'{qpc_path}' names its {other} graph's artifact '{path}', which is not there: keep the two artifacts' folders "
+            f"where compile() put them, or copy them side by side (or pass {other}_qpc_path=)."
+        ) from None
+    if kind != expected_kind:
+        raise ValueError(f"'{path}' is not {what}'s {other} graph (its kind is {kind!r}): pass the artifact compile() built.")
+    if fingerprint and artifact_fingerprint(path) != fingerprint:
+        raise ValueError(
+            f"'{path}' is another build's {other} graph than the one '{qpc_path}' was compiled with: pass the artifact "
+            "compile() built with it."
+        )
+    return path
+
+
 def language_companion(qpc_path: Path, qconfig: dict) -> Path | None:
     """The vision artifact a vision-language model's language artifact names (resolve_companion), or None."""
     recorded = qconfig.get("vision_artifact")

@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import artifact_fingerprint, build_artifact, read_artifact, resolve_companion, warn_ignored_options
+from QEfficient.compile.ort_cpu import artifact_fingerprint, build_artifact, checked_companion, read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export, torchscript_export
@@ -330,24 +330,8 @@ class QEFFBaseModel:
         obj = cls(hf, pretrained_model_name_or_path=qconfig.get("model_name"))
         obj.local_model_dir, obj._without_weights, obj.qpc_path = folder, True, qpc_path
         if other:
-            fingerprint = qconfig.get(f"{named}_digest")
-            other_path = Path(other_path) if other_path else resolve_companion(qpc_path, qconfig[named], fingerprint)
-            try:
-                other_kind = read_artifact(other_path).get("kind")  # there and intact
-            except FileNotFoundError:
-                raise FileNotFoundError(
-                    f"'{qpc_path}' names its {other} graph's artifact '{other_path}', which is not there: keep the two "
-                    f"artifacts' folders where compile() put them, or copy them side by side (or pass {other}_qpc_path=)."
-                ) from None
-            if other_kind != kind.removesuffix("-text") + f"-{other}":
-                raise ValueError(
-                    f"'{other_path}' is not {what}'s {other} graph (its kind is {other_kind!r}): pass the artifact compile() built."
-                )
-            if fingerprint and artifact_fingerprint(other_path) != fingerprint:
-                raise ValueError(
-                    f"'{other_path}' is another build's {other} graph than the one '{qpc_path}' was compiled with: pass the "
-                    "artifact compile() built with it."
-                )
+            expected = kind.removesuffix("-text") + f"-{other}"
+            other_path = checked_companion(qpc_path, qconfig, other, other_path, expected, what)
             obj.qpc_paths = {"text_qpc_path": qpc_path, f"{other}_qpc_path": other_path}
         obj._num_cores = num_cores or qconfig.get("num_cores") or 1
         return obj

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoConfig, GenerationConfig, PreTrainedModel
 
 from QEfficient.compile.compile_helper import empty_inputs
-from QEfficient.compile.ort_cpu import artifact_fingerprint, language_companion, read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import checked_companion, read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_names import INPUT_FEATURES, INPUT_VALUES, PIXEL_VALUES
 from QEfficient.export.graph_specs import DecoderGraphSpec, VisionGraphSpec
@@ -112,20 +112,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             )
         vision = None
         if two_graphs and not without_vision:
-            vision = Path(vision_qpc_path) if vision_qpc_path else language_companion(qpc_path, qconfig)
-            try:
-                read_artifact(vision)  # there and intact
-            except FileNotFoundError:
-                raise FileNotFoundError(
-                    f"'{qpc_path}' names its vision artifact '{vision}', which is not there: keep the two artifacts' folders "
-                    "where compile() put them, or copy them side by side (or pass vision_qpc_path=)."
-                ) from None
-            digest = qconfig.get("vision_artifact_digest")
-            if digest and artifact_fingerprint(vision) != digest:
-                raise ValueError(
-                    f"'{vision}' is another build's vision graph than the one '{qpc_path}' was compiled with: pass the "
-                    "artifact compile() built with it."
-                )
+            vision = checked_companion(qpc_path, qconfig, "vision", vision_qpc_path, "vision", "this vision-language model")
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):
             hf = image_text_class(config).from_config(config)

@@ -252,12 +252,10 @@ def retrieval_processor(folder, name: str) -> ProcessorMixin:
 
 def _served(model, processor, served_names: list[str], ctx_len: int | None, api_key, max_body_bytes, max_pages) -> tuple[FastAPI, NoRunner]:
     """The app over a compiled retriever and its processor."""
-    positions = getattr(model.config.vlm_config.text_config, "max_position_embeddings", None) or ctx_len
-    ctx_len = ctx_len or positions
+    positions = getattr(model.config.vlm_config.text_config, "max_position_embeddings", None)
+    max_len = min(n for n in (ctx_len, positions) if n)
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     limits |= {"max_pages": max_pages} if max_pages else {}
-    app = create_retrieval_app(
-        model, processor, model.model_name, min(ctx_len, positions), served_names=served_names, api_key=api_key, **limits
-    )
+    app = create_retrieval_app(model, processor, model.model_name, max_len, served_names=served_names, api_key=api_key, **limits)
     app.state.qpc_path = model.qpc_paths["text_qpc_path"]
     return app, NoRunner()
