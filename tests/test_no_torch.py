@@ -263,6 +263,42 @@ def test_serve_on_artifact_errors_say_what_to_do(tiny, qeff_home):
         artifact_from_qpc(str(folder))
 
 
+def test_serve_on_artifact_refuses_other_shapes_and_lists_its_names(tiny, qeff_home):
+    """Options compile() fixed, given with --qpc_path, are refused where they differ from the artifact's (not ignored);
+    equal ones are accepted; --model_name is another name for the model, listed by /v1/models as vLLM lists each
+    --served-model-name."""
+    from fastapi.testclient import TestClient
+
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
+
+    folder, _ = tiny
+    qpc = str(
+        QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True).compile(
+            prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=1
+        )
+    )
+    for flags, compiled in (
+        (["--ctx_len", "128"], "ctx_len=64"),
+        (["--prefill_seq_len", "16", "--full_batch_size", "2"], "prefill_seq_len=8"),
+        (["--full_batch_size", "4"], "full_batch_size=2"),
+        (["--mxfp6"], "mxfp6_matmul=False"),
+        (["--mxint8_kv_cache"], "mxint8_kv_cache=False"),
+    ):
+        with pytest.raises(ValueError, match=rf"was compiled with {compiled}, which it keeps: leave --\w+ out"):
+            build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *flags]))
+    same = ["--ctx_len", "64", "--prefill_seq_len", "8", "--full_batch_size", "2", "--model_name", "tiny-chat"]
+    app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *same]))
+    try:
+        client = TestClient(app)
+        models = client.get("/v1/models").json()["data"]
+        assert [m["id"] for m in models] == [models[0]["root"], "tiny-chat"] and models[1]["root"] == models[0]["id"]
+        body = {"model": "tiny-chat", "prompt": "Hello", "max_tokens": 2, "temperature": 0}
+        assert client.post("/v1/completions", json=body).json()["model"] == models[0]["id"]  # as vLLM answers: the first name
+    finally:
+        runner.stop()
+
+
 MISSING_MODEL_CLIS = [
     ["QEfficient.cloud.infer", "--model_name"],
     ["QEfficient.cloud.export", "--model-name"],

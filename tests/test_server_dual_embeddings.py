@@ -143,6 +143,8 @@ def test_the_artifacts_served_alone_answer_as_the_folder(tmp_path):
         build_from_args(parse_args(["--qpc_path", image_tower, "--num_cores", "1"]))
     with pytest.raises(ValueError, match="--img_size"):  # compiled into the artifact
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--img_size", "64"]))
+    with pytest.raises(ValueError, match=r"--ctx_len 1000 is more than .* reads \(\d+ tokens: its compiled length\)"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--ctx_len", "1000"]))
 
 
 def test_the_text_artifact_names_its_own_image_tower(tmp_path, qeff_home):

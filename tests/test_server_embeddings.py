@@ -212,10 +212,10 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
 
     from QEfficient.models.sentence_transformers import (
         check_sentence_transformers_folder,
+        max_input_tokens,
         sentence_transformers_pooling,
         sentence_transformers_width,
     )
-    from QEfficient.serving.embeddings_app import max_input_tokens
 
     cases = {
         "bert-base": (BertConfig(architectures=["BertModel"]), True),

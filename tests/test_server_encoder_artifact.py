@@ -41,11 +41,11 @@ print(json.dumps(out))
 
 
 def answers_both_ways(
-    model_dir: str, requests: dict, qeff_home: Path, *options: str, artifact_options: tuple[str, ...] = ()
+    model_dir: str, requests: dict, qeff_home: Path, *options: str, artifact_options: tuple[str, ...] = (), ctx_len: int = 64
 ) -> tuple[dict, dict]:
     """The same requests to the server started from the folder with ``options`` (this process) and from its artifact
     with ``artifact_options`` (another)."""
-    app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "64", "--num_cores", "1", *options]))
+    app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", str(ctx_len), "--num_cores", "1", *options]))
     try:
         client = TestClient(app)
         from_folder = {route: client.post(route, json=body).json() for route, body in requests.items()}
@@ -107,7 +107,8 @@ def test_a_decoder_embedding_model_with_dense_modules_from_its_artifact(tmp_path
     st = sentence_transformers_folder(base, tmp_path / "st", "pooling_mode_lasttoken")
     # (the route twice: a query string, which it does not read, tells the two requests apart)
     requests = {"/v1/embeddings": {"input": TEXTS}, "/v1/embeddings?short": {"input": TEXTS, "dimensions": 8}}
-    folder, artifact = answers_both_ways(str(st), requests, qeff_home, "--hf_overrides", '{"matryoshka_dimensions": [8]}')
+    overrides = ("--hf_overrides", '{"matryoshka_dimensions": [8]}')
+    folder, artifact = answers_both_ways(str(st), requests, qeff_home, *overrides, ctx_len=48)  # the folder's max_seq_length
     assert artifact.pop("imported") == []
     assert vectors(artifact["/v1/embeddings"]).shape == (3, 24) and vectors(artifact["/v1/embeddings?short"]).shape == (3, 8)
     for route in requests:
@@ -192,6 +193,22 @@ def test_what_an_encoder_artifact_is_not_served_with(tmp_path, qeff_home):
             build_from_args(parse_args(["--qpc_path", qpc, *extra]))
     with pytest.raises(ValueError, match="was compiled for --task score, not embed"):
         build_from_args(parse_args(["--qpc_path", qpc, "--task", "embed"]))
+    for extra, message in [  # what compile() fixed: not ignored
+        (["--full_batch_size", "4"], r"served as it was compiled: --full_batch_size does not apply; leave it out"),
+        (["--prefill_seq_len", "8", "--mxint8"], r"--prefill_seq_len, --mxint8_kv_cache do not apply; leave them out"),
+        (["--mxfp6"], r"was compiled with mxfp6_matmul=False, which it keeps: leave --mxfp6_matmul out"),
+        (["--ctx_len", "64"], r"--ctx_len 64 is more than .* reads \(32 tokens: its compiled length\); give at most 32"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *extra]))
+    app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--ctx_len", "12", "--model_name", "reranker"]))
+    client = TestClient(app)  # --ctx_len: a lower input limit; --model_name: another name, listed
+    ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
+    assert len(ids) == 2 and ids[1] == "reranker"
+    short = client.post("/score", json={"model": "reranker", "text_1": "Paris", "text_2": ["France"]})
+    assert short.status_code == 200, short.text
+    long = client.post("/score", json={"text_1": QUERY, "text_2": DOCS[:1]})
+    assert long.status_code == 400 and "more than this model's maximum of 12" in long.text, long.text
     with pytest.raises(FileNotFoundError, match="is not a compiled QEfficient artifact"):
         build_from_args(parse_args(["--qpc_path", model_dir, "--task", "score"]))
     tokenizer_file = Path(model_dir) / "tokenizer.json"  # the artifact holds the tokenizer: a changed one is a new artifact

@@ -186,6 +186,8 @@ def test_generation_options_are_refused(tmp_path):
 
     with pytest.raises(ValueError, match="--task do not apply"):  # on Ray too, before anything is compiled
         application_from_args(parse_args(["--ray", "--model_name", str(tmp_path), "--task", "score", "--ship_artifact", "off"]))
+    with pytest.raises(ValueError, match=r"--ctx_len 100000 is more than .* reads \(\d+ tokens: its language model's positions\)"):
+        build_server(str(tmp_path), None, 8, 100000, 1, 1)  # not clamped without a word
     app, runner = build_server(str(tmp_path), None, 8, 64, 1, 1, max_num_images=1)  # the pages a request may hold
     with serve_on_loopback(app, log_level="critical") as url:
         reply = post(url, "/pooling", {"messages": [{"role": "user", "content": [image_part(0), image_part(1)]}]})
@@ -230,3 +232,7 @@ def test_the_artifacts_served_alone_answer_as_the_folder(kind, tmp_path):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "score"]))
     with pytest.raises(ValueError, match="max_num_images"):  # checked with an artifact as with a folder
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--max_num_images", "0"]))
+    with pytest.raises(ValueError, match=r"--ctx_len 100000 is more than .*language model's positions"):  # likewise
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--ctx_len", "100000"]))
+    with pytest.raises(ValueError, match=r"--full_batch_size does not apply"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--full_batch_size", "2"]))

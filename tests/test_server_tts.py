@@ -119,6 +119,8 @@ def test_the_artifact_served_alone_speaks_as_the_folder(tmp_path):
     runner.stop()
     with pytest.raises(ValueError, match="--task embed does not apply"):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "embed"]))
+    with pytest.raises(ValueError, match="reads text to speak as compiled: --ctx_len does not apply"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--ctx_len", "64"]))
 
 
 def test_serve_options_that_do_not_apply_are_refused(tts_server):

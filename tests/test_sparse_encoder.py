@@ -203,7 +203,7 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
     folder, _ = splade
     override = {"architectures": [SPLADE_ARCHITECTURE]}
     expected = [reference(folder, [text])[0] for text in TEXTS[:2]]
-    app, runner = build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=dict(override), pooler_task="embed")
+    app, runner = build_server(str(folder), None, 8, 24, 1, 1, hf_overrides=dict(override), pooler_task="embed")
     with serve_on_loopback(app, log_level="critical") as url:
         reply = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60)
         assert reply.status_code == 200, reply.text
@@ -269,7 +269,7 @@ def test_the_artifact_alone_answers_as_the_folder(qeff_home, tmp_path):
     assert AutoTokenizer.from_pretrained(folder)(texts[0]) != AutoTokenizer.from_pretrained(folder)(texts[0].lower())
     requests = {"/v1/embeddings": {"input": texts}, "/pooling": {"input": texts[1]}, "/tokenize": {"prompt": texts[0]}}
     override = ["--hf_overrides", json.dumps({"architectures": [SPLADE_ARCHITECTURE]})]
-    from_folder, from_artifact = answers_both_ways(str(folder), requests, qeff_home, *override)
+    from_folder, from_artifact = answers_both_ways(str(folder), requests, qeff_home, *override, ctx_len=24)
     assert from_artifact.pop("imported") == []
     for route in requests:  # (ids and times aside)
         for key in ("data", "tokens", "usage"):

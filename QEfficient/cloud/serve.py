@@ -13,8 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from QEfficient.cloud._cli import fail, resolve_model_name, setup_logging, step
-from QEfficient.cloud.serve_args import exposure_warning, parse_args
+from QEfficient.cloud.serve_args import exposure_warning, parse_args, requested_ctx_len
 from QEfficient.utils.checks import check_positive
+from QEfficient.utils.constants import DEFAULT_SERVER_CTX_LEN
 from QEfficient.utils.extras import MissingExtraError, require_extra
 
 
@@ -22,7 +23,7 @@ def build_server(
     model_name: str,
     gguf_file: str | None,
     prefill_seq_len: int,
-    ctx_len: int,
+    ctx_len: int | None,
     full_batch_size: int,
     num_cores: int,
     max_queue: int = 64,
@@ -45,7 +46,8 @@ def build_server(
     pooler_defaults: dict | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
-    (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
+    (``app.state.qpc_path``: the artifact it serves). ``ctx_len`` None is 512 (an encoder's inputs: within the model's
+    limits, which a given ``ctx_len`` may not pass). ``prompt_lookup_num_tokens=K``: greedy requests
     decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps);
     ``draft_model`` + ``num_speculative_tokens=K``: the same with a draft model's K tokens.
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id. ``img_size`` and
@@ -61,6 +63,8 @@ def build_server(
     or BGE-M3's "token_embed" and "token_classify" with ``hf_overrides`` naming BgeM3EmbeddingModel, as vLLM takes them:
     serving/tasks.resolve_pooler_task); ``pooler_defaults``: its other fields, an embedding model's defaults (pooling,
     use_activation, dimensions: serve_args.pooler_defaults)."""
+    # an encoder's input limit: None is its default within the model's, more than the model's is refused (served_length)
+    input_limit, ctx_len = ctx_len, DEFAULT_SERVER_CTX_LEN if ctx_len is None else ctx_len
     # the options of generation, which the models served one request at a time refuse (given: not None)
     generation_options = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
     generation_options |= {"num_speculative_tokens": num_speculative_tokens, "mxint8_kv_cache": mxint8_kv_cache or None}
@@ -76,7 +80,7 @@ def build_server(
         from QEfficient.serving.bge_m3_app import open_bge_m3_app
 
         _refuse_options(model_name, f"BGE-M3 served for '{bge_m3_task}' (/pooling)", **generation_options, **media_options)
-        return open_bge_m3_app(model_name, bge_m3_task, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        return open_bge_m3_app(model_name, bge_m3_task, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and _is_retriever(model_name):  # ColPali & co: vLLM's /pooling, /score and /rerank (MaxSim)
         from QEfficient.serving.retrieval_app import open_retrieval_app
 
@@ -88,7 +92,7 @@ def build_server(
             hf_overrides=hf_overrides or None,
             task=None if task in ("auto", "embed") else task,
         )
-        return open_retrieval_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, max_num_images)  # pages
+        return open_retrieval_app(model_name, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes, max_num_images)  # pages
     if not gguf_file and _is_colbert(model_name):  # ColBERT: the same routes over text
         from QEfficient.serving.colbert_app import open_colbert_app
 
@@ -100,7 +104,7 @@ def build_server(
             hf_overrides=hf_overrides or None,
             task=None if task in ("auto", "embed") else task,
         )
-        return open_colbert_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        return open_colbert_app(model_name, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and (_is_sparse_encoder(model_name) or _names_splade(hf_overrides)):  # SPLADE's vectors, as vLLM serves them
         from QEfficient.serving.embeddings_app import open_splade_embeddings_app
         from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, refuse_inference_free
@@ -114,7 +118,7 @@ def build_server(
             )
         task_given = None if task in ("auto", "embed") else task
         _refuse_options(model_name, "a SPLADE sparse encoder (/v1/embeddings)", **generation_options, **media_options, task=task_given)
-        return open_splade_embeddings_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        return open_splade_embeddings_app(model_name, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 
@@ -130,7 +134,7 @@ def build_server(
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
         _refuse_options(model_name, f"served for {_POOLING_ROUTES[pooling]}", **generation_options, **media_options)
-        options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        options = (input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, hf_overrides, pooler_defaults)
     if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
         raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
@@ -321,21 +325,19 @@ def build_from_args(args: argparse.Namespace):
     # bad numbers fail now, not after the model is loaded, exported and compiled (the counts every server has: parse_args)
     check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
     if args.qpc_path:
-        if args.hf_overrides:
-            raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import open_app
         from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app, serves_pages
 
         qconfig = read_artifact(Path(args.qpc_path))
-        pooler_task = artifact_pooler_task(args, qconfig)
+        pooler_task = check_artifact_options(args, qconfig)
         names = (args.model_name,) if args.model_name else ()
         if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT, BGE-M3, /classify or pages' server
             pages = serves_pages(qconfig)
             refuse_generation_options(args, takes_pages=pages)
             with step(f"Opening the encoder artifact {args.qpc_path}"):
                 options = (args.num_cores, args.api_key, args.max_body_bytes, pooler_task or args.task)
-                server_options = {"ctx_len": args.ctx_len, "max_pages": args.max_num_images} if pages else {"ctx_len": args.ctx_len}
+                server_options = {"ctx_len": requested_ctx_len(args)} | ({"max_pages": args.max_num_images} if pages else {})
                 pooler = getattr(args, "pooler_defaults", None)
                 return open_compiled_encoder_app(args.qpc_path, names, *options, pooler=pooler, server_options=server_options)
         if getattr(args, "pooler_defaults", None) is not None:
@@ -400,6 +402,38 @@ def refuse_generation_options(args: argparse.Namespace, takes_pages: bool = Fals
         )
 
 
+def check_artifact_options(args: argparse.Namespace, qconfig: dict) -> str | None:
+    """The command line's options checked against the artifact ``--qpc_path`` names (by the single server and Ray's
+    driver): what compile() fixed (--hf_overrides, the shapes, the quantization) is refused where it differs from the
+    artifact's, not ignored; returns --pooler_config's task (``artifact_pooler_task``)."""
+    if args.hf_overrides:
+        raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
+    refuse_other_shapes(args, qconfig)
+    return artifact_pooler_task(args, qconfig)
+
+
+def refuse_other_shapes(args: argparse.Namespace, qconfig: dict) -> None:
+    """A ValueError naming the compile options given (args.given_options) that the artifact was not compiled with: a
+    decoder's shapes and quantization; an encoder's take none of them but --ctx_len, a limit its server checks."""
+    from QEfficient.serving.encoder_artifact import is_encoder_artifact
+
+    encoder, params = is_encoder_artifact(qconfig), qconfig.get("compile_params", {})
+    given = [n for n in COMPILE_OPTIONS if n in getattr(args, "given_options", ()) and not (encoder and n == "ctx_len")]
+    foreign = [f"--{n}" for n in given if encoder and n in ("prefill_seq_len", "full_batch_size", "mxint8_kv_cache")]
+    if foreign:
+        raise ValueError(
+            f"'{args.qpc_path}' is an encoder's artifact (embeddings, scores, pages, speech), served as it was compiled: "
+            f"{', '.join(foreign)} {'does' if len(foreign) < 2 else 'do'} not apply; leave {'it' if len(foreign) < 2 else 'them'} out."
+        )
+    differ = [n for n in given if (bool(params.get(n)) if n.startswith("mx") else params.get(n)) != getattr(args, n)]
+    if differ:
+        compiled = ", ".join(f"{n}={params.get(n)}" for n in differ)
+        raise ValueError(
+            f"'{args.qpc_path}' was compiled with {compiled}, which it keeps: leave {', '.join(f'--{n}' for n in differ)} out, or "
+            "serve the model (--model_name) to compile it with yours."
+        )
+
+
 def artifact_pooler_task(args: argparse.Namespace, qconfig: dict) -> str | None:
     """--pooler_config's task with --qpc_path: a BGE-M3 artifact's token task (token_embed, token_classify), which
     picks its server; any other task (and on any other artifact) is refused, as the artifact keeps what it was compiled
@@ -419,13 +453,17 @@ def artifact_pooler_task(args: argparse.Namespace, qconfig: dict) -> str | None:
     return task
 
 
+# the options compile() fixes in an artifact, as serve's command line names them
+COMPILE_OPTIONS = ("prefill_seq_len", "ctx_len", "full_batch_size", "mxfp6_matmul", "mxint8_kv_cache")
+
+
 def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file: str | None, num_cores: int, task: str):
     """``build_server`` with the command line's options (Ray's driver compiles an encoder's artifact through it too)."""
     return build_server(
         model_name,
         gguf_file,
         args.prefill_seq_len,
-        args.ctx_len,
+        requested_ctx_len(args),
         args.full_batch_size,
         num_cores,
         args.max_queue,

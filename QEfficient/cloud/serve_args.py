@@ -43,6 +43,7 @@ from pathlib import Path
 
 from QEfficient.cloud._cli import add_argument
 from QEfficient.utils.checks import check_positive
+from QEfficient.utils.constants import DEFAULT_SERVER_CTX_LEN
 
 # serving/tools.TOOL_CALL_PARSERS, named here: the command line parses without the serve extra
 TOOL_CALL_PARSERS = (
@@ -147,6 +148,10 @@ def exposure_warning(host: str, api_key: str | None) -> str | None:
     )
 
 
+# the shapes compile() fixes, and their defaults here
+COMPILE_DEFAULTS = {"prefill_seq_len": 32, "ctx_len": DEFAULT_SERVER_CTX_LEN, "full_batch_size": 4}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m QEfficient.cloud.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,9 +168,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_argument(p, "host", default="127.0.0.1")
     add_argument(p, "port", type=int, default=8000)
-    add_argument(p, "prefill_seq_len", type=int, default=32)
-    add_argument(p, "ctx_len", type=int, default=512)
-    add_argument(p, "full_batch_size", type=int, default=4)
+    # (None until parsed, so that one given with --qpc_path is told from its default: args.given_options)
+    add_argument(p, "prefill_seq_len", type=int, default=None, help=f"default {COMPILE_DEFAULTS['prefill_seq_len']}")
+    add_argument(
+        p,
+        "ctx_len",
+        type=int,
+        default=None,
+        help=f"default {DEFAULT_SERVER_CTX_LEN}; with --qpc_path the artifact's (an encoder's may be given a lower input limit)",
+    )
+    add_argument(p, "full_batch_size", type=int, default=None, help=f"default {COMPILE_DEFAULTS['full_batch_size']}")
     add_argument(p, "num_cores", type=int, default=16)
     add_argument(p, "max_queue", type=int, default=64, help="requests waiting for a slot before the server answers 429")
     # QEfficient's spellings (cli_examples.sh) and this server's short ones
@@ -280,6 +292,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
+    flags = ("mxfp6_matmul", "mxint8_kv_cache")
+    args.given_options = frozenset(n for n in COMPILE_DEFAULTS if getattr(args, n) is not None) | {n for n in flags if getattr(args, n)}
+    for name, default in COMPILE_DEFAULTS.items():
+        setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
         p.error("--max_body_bytes must be a positive number of bytes")
     if not 0 <= args.port <= 65535:
@@ -311,6 +327,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def hf_overrides_json(value: str) -> dict:
     """``--hf_overrides``: a JSON object (vLLM's flag); which keys it may hold is checked with the model."""
     return _json_object(value, '{"use_pad_token": false}')
+
+
+def requested_ctx_len(args: argparse.Namespace) -> int | None:
+    """--ctx_len as the command line gave it (None: not given, the server's default within the model's limit)."""
+    return args.ctx_len if "ctx_len" in getattr(args, "given_options", ("ctx_len",)) else None
 
 
 # --pooler_config's pooling types of one vector per input (vLLM's SequencePoolingType) -> this library's pooling names

@@ -96,7 +96,7 @@ def _artifact_application(args, options: ReplicaOptions):
     """``--ray --qpc_path``: each replica serves the artifact, as ``serve --qpc_path`` does (without the model's folder):
     an encoder's embeddings or scores (an image or audio classifier's /classify), or a decoder's (or vision-language model's)
     generation."""
-    from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args, refuse_generation_options
+    from QEfficient.cloud.serve import check_artifact_options, decoder_artifact_from_args, refuse_generation_options
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.encoder_artifact import (
@@ -110,10 +110,8 @@ def _artifact_application(args, options: ReplicaOptions):
     )
     from QEfficient.serving.tasks import TASKS
 
-    if getattr(args, "hf_overrides", None):
-        raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
     qconfig = read_artifact(Path(args.qpc_path))
-    pooler_task = artifact_pooler_task(args, qconfig)  # a BGE-M3 artifact's token task; others refused
+    pooler_task = check_artifact_options(args, qconfig)  # a BGE-M3 artifact's token task; other tasks and shapes refused
     if not is_encoder_artifact(qconfig):
         if getattr(args, "pooler_defaults", None) is not None:
             raise ValueError(
@@ -162,6 +160,7 @@ def _artifact_application(args, options: ReplicaOptions):
 def _encoder_replicas(qpc_path: str, task: str, options: ReplicaOptions, names: list[str], args, pooler: dict | None = None):
     """``build_encoder_application`` for an encoder's artifact: shipped as ``args.ship_artifact`` says, one request at a
     time per replica (its autoscaling target)."""
+    from QEfficient.cloud.serve_args import requested_ctx_len
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.classify_media_app import MAX_REQUEST_AUDIO_BYTES
@@ -176,8 +175,7 @@ def _encoder_replicas(qpc_path: str, task: str, options: ReplicaOptions, names: 
         limit = args.max_body_bytes or (IMAGES_MAX_BODY_BYTES if embeds_texts_and_images(qconfig) else DEFAULT_MAX_TTS_BYTES)
     # a page retriever: the single server's query and page limits; it and a contrastive model: their second artifact too
     pages = serves_pages(qconfig)
-    server_options = {"ctx_len": args.ctx_len, "max_pages": getattr(args, "max_num_images", None)} if pages else None
-    server_options = {"ctx_len": args.ctx_len} if embeds_texts_and_images(qconfig) else server_options
+    server_options = {"ctx_len": requested_ctx_len(args)} | ({"max_pages": getattr(args, "max_num_images", None)} if pages else {})
     shipment = ship(qpc_path, None, companion_artifact(qpc_path, qconfig)) if should_ship(args.ship_artifact) else None
     options = replace(options, full_batch_size=1)
     return build_encoder_application(str(qpc_path), task, options, names, args.api_key, limit, shipment, pooler, server_options)

@@ -376,3 +376,13 @@ def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
         offset = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0
         limits.append(int(positions) - offset)
     return int(min(limits))
+
+
+def served_input_limit(folder: Path, config, tokenizer, ctx_len: int | None) -> int:
+    """``max_input_tokens`` for a server's --ctx_len (utils/checks.served_length: None is the default, more is refused)."""
+    from QEfficient.utils.checks import served_length
+
+    unbounded = 1 << 30
+    limit = max_input_tokens(folder, config, tokenizer, unbounded)
+    what = "max_seq_length, tokenizer limit or positions"
+    return served_length(limit if limit < unbounded else None, ctx_len, Path(folder).name, what)

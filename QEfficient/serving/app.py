@@ -136,8 +136,15 @@ def openai_app_basics(app: FastAPI, api_key: str | None) -> None:
         ).response()
 
 
-def single_model_routes(app: FastAPI, model_id: str, busy) -> None:
-    """GET /health and GET /v1/models of an app that runs one request at a time (``busy()``: whether one runs)."""
+def served_model_names(model_id: str, served_names) -> list[str]:
+    """The names a request's ``model`` may use: the model's id, then its other names (serve --model_name with
+    --qpc_path), each once; /v1/models lists them all, as vLLM lists each --served-model-name."""
+    return [model_id] + [n for n in dict.fromkeys(served_names or []) if n and n != model_id]
+
+
+def single_model_routes(app: FastAPI, names: list[str], busy) -> None:
+    """GET /health and GET /v1/models (``names``: served_model_names) of an app that runs one request at a time
+    (``busy()``: whether one runs)."""
 
     @app.get("/health")
     async def health() -> dict:
@@ -145,7 +152,8 @@ def single_model_routes(app: FastAPI, model_id: str, busy) -> None:
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
+        card = {"object": "model", "created": 0, "owned_by": "qefficient", "root": names[0], "parent": None}
+        return {"object": "list", "data": [{"id": name, **card} for name in names]}
 
 
 def structured_output_tables(tokenizer, engine):
@@ -230,7 +238,7 @@ def create_app(
     app = FastAPI(title="QEfficient", version="1")
     app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}
-    names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
+    names = served_model_names(model_id, served_names) + list(adapter_ids)
     grammars = structured_output_tables(tokenizer, runner.engine)
     parser = RequestParser(
         tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars, tool_call_parser, reasoning_parser
@@ -259,7 +267,11 @@ def create_app(
         # vLLM's model card: the context a client may fill (max_model_len), the model each name serves (root, parent)
         base = {"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient", "root": model_id, "parent": None}
         base["max_model_len"] = parser.ctx_len
-        return {"object": "list", "data": [base] + [{**base, "id": name, "root": name, "parent": model_id} for name in adapter_ids]}
+        aliases = [{**base, "id": name} for name in served_model_names(model_id, served_names)[1:]]
+        return {
+            "object": "list",
+            "data": [base, *aliases] + [{**base, "id": name, "root": name, "parent": model_id} for name in adapter_ids],
+        }
 
     async def read_body(request: Request) -> bytes:
         return await read_limited_body(request, max_body_bytes)

@@ -26,8 +26,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.generation.encoder_run import right_padded
-from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.models.sentence_transformers import l2_normalized, served_input_limit
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.colbert_app import text_ids, text_late_interaction_routes
 from QEfficient.serving.embed_fields import packing, pooling_answer
 from QEfficient.serving.embeddings_app import embedding_format
@@ -74,10 +74,10 @@ def create_bge_m3_app(
         text_late_interaction_routes(app, token_vectors, model.colbert_dim, tokenizer, model_id, max_len, **limits)
         return app
 
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
     app.state.tokenizer = tokenizer
     add_tokenize_routes(app, RequestParser(tokenizer, names, max_len, len(tokenizer), 1), lambda r: read_limited_body(r, max_body_bytes))
 
@@ -145,14 +145,14 @@ def create_compiled_bge_m3_app(encoder: CompiledEncoder, task: str, max_len: int
 
 
 def open_bge_m3_app(
-    model_name: str, task: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
+    model_name: str, task: str, ctx_len: int | None, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
 ) -> tuple[FastAPI, NoRunner]:
     """(app, runner) for a BGE-M3 folder served for ``task``: compiled for texts of up to ``ctx_len`` tokens (within its
     encoder's positions and its tokenizer's limit)."""
     from QEfficient.models.bge_m3 import QEFFBGEM3Model
 
     model = QEFFBGEM3Model.from_pretrained(model_name)
-    max_len = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    max_len = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     # its graph reads no padding: each text runs at the shortest length that holds it
     path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=serving_lengths(max_len))
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}

@@ -37,7 +37,7 @@ from QEfficient.generation.audio_inputs import SAMPLES, audio_graph_inputs, proc
 from QEfficient.generation.encoder_run import run_image_graph, run_in_batches
 from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.encoder_artifact import check_servable, serving_config
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
@@ -203,11 +203,11 @@ def create_classify_media_app(
     processor) or QEFFAutoModelForAudioClassification (AUDIO; its feature extractor), or over either's artifact alone
     (CompiledImageClassifier, CompiledAudioClassifier)."""
     app = FastAPI(title=f"QEfficient {modality.noun} classification", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     config = model.config
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     def prepared(parts: list[tuple[str, dict]]):
         """The model's inputs: pixels through the image processor, or the audio's samples (generate() runs the

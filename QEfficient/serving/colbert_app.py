@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.task_graph_specs import EMBEDDINGS
 from QEfficient.generation.late_interaction import maxsim
-from QEfficient.models.sentence_transformers import max_input_tokens
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.models.sentence_transformers import served_input_limit
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
 from QEfficient.serving.protocol import APIError, RequestParser
 from QEfficient.serving.runner import NoRunner
@@ -97,10 +97,10 @@ def text_late_interaction_routes(
     """The module docstring's routes on ``app``, over ``token_vectors(ids)``: a text's vectors [tokens, width] from its
     token ids (the tokenizer's, special tokens included; a BGE-M3 server's leave its first token out); vLLM's /tokenize
     and /detokenize with the tokenizer."""
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
     app.state.tokenizer = tokenizer
     parser = RequestParser(tokenizer, names, max_len, len(tokenizer), 1)
     add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
@@ -159,14 +159,14 @@ def text_ids(tokenizer, text: str, max_len: int, limit_source: str = "--ctx_len"
 
 
 def open_colbert_app(
-    model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
+    model_name: str, ctx_len: int | None, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
 ) -> tuple[FastAPI, NoRunner]:
     """(app, runner) for a ColBERT folder: compiled for texts of up to ``ctx_len`` tokens (within its encoder's positions,
     its tokenizer's and sentence-transformers' limits)."""
     from QEfficient.models.colbert import QEFFColBERTModel
 
     model = QEFFColBERTModel.from_pretrained(model_name)
-    max_len = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    max_len = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=max_len)
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     app = create_colbert_app(model, model.tokenizer, model.model_name, max_len, served_names=[model_name], api_key=api_key, **limits)

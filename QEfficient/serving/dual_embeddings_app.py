@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
-from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts
 from QEfficient.serving.embed_fields import packing
 from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
@@ -26,6 +26,7 @@ from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, boolean, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES
+from QEfficient.utils.checks import served_length
 
 PADDED_TO_POSITIONS = frozenset({"siglip"})  # trained on texts padded to every position: tokenized so here too
 
@@ -36,14 +37,14 @@ def create_dual_embeddings_app(
     """The app over a compiled QEFFAutoModelForZeroShotImageClassification and its processor (tokenizer and image
     processor); texts of at most ``max_len`` tokens."""
     app = FastAPI(title="QEfficient image-text embeddings", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     tokenizer, image_processor = processor.tokenizer, processor.image_processor
     vocab_size = len(tokenizer)
     padding = {"padding": "max_length", "max_length": max_len} if model.config.model_type in PADDED_TO_POSITIONS else {}
     lock = asyncio.Lock()  # one request at a time on the sessions: the cores are shared anyway
     readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-images")  # image fetches: off the session's turn
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     def token_lists(raw, special: bool) -> list[list[int]]:
         out = []
@@ -91,12 +92,11 @@ def create_dual_embeddings_app(
     return app
 
 
-def open_dual_embeddings_app(model, model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes):
+def open_dual_embeddings_app(model, model_name: str, ctx_len: int | None, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes):
     """(app, runner) for a loaded QEFFAutoModelForZeroShotImageClassification: compiled for texts of up to ``ctx_len``
     tokens (within its text tower's positions) and its image processor's size, with its processor."""
     processor = dual_processor(model.local_model_dir, model_name)
-    positions = getattr(model._text_config(), "max_position_embeddings", None) or ctx_len
-    max_len = min(ctx_len, positions)
+    max_len = served_length(getattr(model._text_config(), "max_position_embeddings", None), ctx_len, model_name, "positions")
     model.compile(seq_len=max_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     return _served(model, processor, model_name, [model_name], max_len, api_key, max_body_bytes)
 
@@ -116,7 +116,7 @@ def open_compiled_dual_embeddings_app(
     positions = getattr(model._text_config(), "max_position_embeddings", None) or compiled
     if model.config.model_type in PADDED_TO_POSITIONS and ctx_len and ctx_len < positions <= compiled:
         raise ValueError(f"'{qpc_path}' reads texts padded to its {positions} positions: leave --ctx_len out (or give {positions}).")
-    max_len = min(compiled, ctx_len or compiled)
+    max_len = served_length(compiled, ctx_len or compiled, str(qpc_path), "compiled length")
     return _served(model, processor, str(qpc_path), list(served_names), max_len, api_key, max_body_bytes)
 
 
@@ -137,7 +137,7 @@ def _served(model, processor, name: str, served_names: list[str], max_len: int, 
     check_processor_size(processor.image_processor, tuple(model.compiled_image_size), name, fix)
     positions = getattr(model._text_config(), "max_position_embeddings", None) or max_len
     if model.config.model_type in PADDED_TO_POSITIONS and max_len < positions:
-        fix = f"compile it again with seq_len={positions}" if from_artifact else f"serve it with --ctx_len {positions} or more"
+        fix = f"compile it again with seq_len={positions}" if from_artifact else f"leave --ctx_len out (or give {positions})"
         raise ValueError(f"'{name}' reads texts padded to its {positions} positions: {fix}.")
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     app = create_dual_embeddings_app(model, processor, model.model_name, max_len, served_names=served_names, api_key=api_key, **limits)

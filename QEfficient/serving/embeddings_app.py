@@ -35,12 +35,12 @@ from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
 from QEfficient.models.sentence_transformers import (
     l2_normalized,
-    max_input_tokens,
     sentence_transformers_pooling,
     sentence_transformers_width,
+    served_input_limit,
     vllm_pooling,
 )
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.embed_fields import (
     BYTES_FORMATS,
     FLOAT32,
@@ -252,7 +252,7 @@ def create_embeddings_app(
     vector_settings says, with ``pooler`` (vLLM's --pooler_config defaults), L2-normalized where ``normalize`` unless
     either says otherwise; a request's ``messages`` are embedded through the chat template (chat_texts)."""
     app = FastAPI(title="QEfficient embeddings", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
     width = width or sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -264,7 +264,7 @@ def create_embeddings_app(
     parser = RequestParser(tokenizer, names, max_len, vocab_size, 1)
     add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
 
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     def embed(token_lists: list[list[int]], dimensions: int, normalized: bool) -> np.ndarray:
         out = np.zeros((len(token_lists), 0), np.float32)
@@ -324,7 +324,7 @@ def create_embeddings_app(
 
 def open_embeddings_app(
     model_name: str,
-    ctx_len: int,
+    ctx_len: int | None,
     num_cores: int,
     mxfp6_matmul: bool,
     api_key: str | None,
@@ -357,7 +357,7 @@ def open_embeddings_app(
     check_sentence_transformers_folder(model.local_model_dir)
     warn_chat_formatting(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
-    limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
+    limit = served_input_limit(model.local_model_dir, model.config, tokenizer, ctx_len)
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     normalizes = sentence_transformers_normalizes(model.local_model_dir)
     app = create_embeddings_app(
@@ -395,7 +395,7 @@ def check_vllm_splade(name: str, settings: dict) -> None:
 
 
 def open_splade_embeddings_app(
-    model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
+    model_name: str, ctx_len: int | None, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
 ):
     """(app, runner) for a SPLADE folder (sentence-transformers' SparseEncoder) served as vLLM serves its
     BertSpladeSparseEmbeddingModel: each input's vocabulary-sized vector on /v1/embeddings, log(1 + relu) of the masked
@@ -415,7 +415,7 @@ def open_splade_embeddings_app(
     settings = read_splade_folder(folder)
     check_vllm_splade(model_name, serving_settings(settings, AutoConfig.from_pretrained(folder)))
     model = QEFFSparseEncoder.from_pretrained(model_name)
-    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    limit = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     model.compile(seq_len=serving_lengths(limit), num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     options = dict(served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
     options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case, "dense": False}

@@ -42,6 +42,7 @@ from QEfficient.runtime.tokenizer import check_call_arguments, has_runtime_token
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.score_template import saved_score_template
+from QEfficient.utils.checks import served_length
 
 
 def classifies_media(qconfig: dict) -> bool:
@@ -337,10 +338,16 @@ def open_compiled_encoder_app(
     ctx_len) (``task``
     "embed" or "score" must be the artifact's: "embed" for a ColBERT's, a SPLADE model's and a page retriever's;
     "token_embed" or "token_classify" for a BGE-M3's)."""
-    from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
+    from QEfficient.models.sentence_transformers import max_input_tokens
+    from QEfficient.serving.embeddings_app import create_embeddings_app
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
     qconfig = read_artifact(Path(qpc_path))
+    ctx_len = (server_options or {}).get("ctx_len")
+    if ctx_len is not None and (speaks(qconfig) or classifies_media(qconfig)):
+        raise ValueError(
+            f"'{qpc_path}' reads {'text to speak' if speaks(qconfig) else 'images or audio'} as compiled: --ctx_len does not apply."
+        )
     if serves_pages(qconfig):  # /pooling, /score, /rerank over pages and queries (retrieval_app.py)
         from QEfficient.serving.retrieval_app import open_compiled_retrieval_app
 
@@ -382,6 +389,7 @@ def open_compiled_encoder_app(
         raise ValueError(f"'{qpc_path}' was compiled for --task {compiled_for}, not {task}: leave --task out, or compile it for {task}.")
     options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
+    limit = served_length(limit, ctx_len or limit, str(qpc_path), "compiled length")  # --ctx_len: a lower limit, if given
     if model.qconfig.get("own_heads") == "BGE-M3":  # its token tasks, as vLLM's BgeM3EmbeddingModel (bge_m3_app.py)
         from QEfficient.serving.bge_m3_app import create_compiled_bge_m3_app
         from QEfficient.serving.tasks import BGE_M3_TASKS

@@ -30,13 +30,14 @@ from fastapi import FastAPI
 
 from QEfficient.export.graph_names import ATTENTION_MASK
 from QEfficient.generation.late_interaction import maxsim
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, served_model_names, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, media_parts, part_url
 from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import score_field_names
 from QEfficient.serving.vision_language import MAX_IMAGES_PER_REQUEST, read_images
+from QEfficient.utils.checks import served_length
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
@@ -106,7 +107,7 @@ def create_retrieval_app(
     """The app over a compiled QEFFAutoModelForRetrieval and its processor; queries of at most ``max_len`` tokens, at
     most ``max_pages`` pages a request."""
     app = FastAPI(title="QEfficient late-interaction retrieval", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     width = int(model.config.embedding_dim)
     instruction = page_instruction(str(getattr(processor, "visual_prompt_prefix", "") or ""))
     image_token = getattr(processor, "image_token", None)
@@ -114,7 +115,7 @@ def create_retrieval_app(
     processing = threading.Lock()  # the processor's tokenizer changes its padding settings as it runs: one call at a time
     readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-images")  # image fetches: off the session's turn
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     def query_inputs(texts: list[str]) -> list:
         """Each query as the processor writes it, on its own (no padding to the longest)."""
@@ -202,7 +203,7 @@ def create_retrieval_app(
 
 def open_retrieval_app(
     model_name: str,
-    ctx_len: int,
+    ctx_len: int | None,
     num_cores: int,
     mxfp6_matmul: bool,
     api_key: str | None,
@@ -215,8 +216,9 @@ def open_retrieval_app(
 
     model = QEFFAutoModelForRetrieval.from_pretrained(model_name)
     processor = retrieval_processor(model.local_model_dir, model_name)
+    max_len = _query_limit(model, ctx_len)  # (a --ctx_len past its positions refused before compiling)
     model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    return _served(model, processor, [model_name], ctx_len, api_key, max_body_bytes, max_pages)
+    return _served(model, processor, [model_name], max_len, api_key, max_body_bytes, max_pages)
 
 
 def open_compiled_retrieval_app(
@@ -232,12 +234,12 @@ def open_compiled_retrieval_app(
     """(app, runner) over a retriever's text artifact (compile()'s ``text_qpc_path``) and the vision artifact it names
     (``vision_qpc_path``: a copy of that elsewhere), with the processor the text artifact keeps: the routes the server on
     the folder gives, answered alike, without the folder or its weights (``serve --qpc_path``, a Ray replica). Queries of
-    up to ``ctx_len`` tokens (None: the language model's positions)."""
+    up to ``ctx_len`` tokens (None: the server's default, within the language model's positions)."""
     from QEfficient import QEFFAutoModelForRetrieval
 
     model = QEFFAutoModelForRetrieval.from_artifact(qpc_path, num_cores, vision_qpc_path)
     processor = retrieval_processor(model.local_model_dir, str(qpc_path))
-    return _served(model, processor, list(served_names), ctx_len, api_key, max_body_bytes, max_pages)
+    return _served(model, processor, list(served_names), _query_limit(model, ctx_len), api_key, max_body_bytes, max_pages)
 
 
 def retrieval_processor(folder, name: str) -> ProcessorMixin:
@@ -250,10 +252,14 @@ def retrieval_processor(folder, name: str) -> ProcessorMixin:
     return processor
 
 
-def _served(model, processor, served_names: list[str], ctx_len: int | None, api_key, max_body_bytes, max_pages) -> tuple[FastAPI, NoRunner]:
-    """The app over a compiled retriever and its processor."""
+def _query_limit(model, ctx_len: int | None) -> int:
+    """The longest query served: ``ctx_len`` (None: the server's default) within the language model's positions."""
     positions = getattr(model.config.vlm_config.text_config, "max_position_embeddings", None)
-    max_len = min(n for n in (ctx_len, positions) if n)
+    return served_length(positions, ctx_len, model.model_name, "language model's positions")
+
+
+def _served(model, processor, served_names: list[str], max_len: int, api_key, max_body_bytes, max_pages) -> tuple[FastAPI, NoRunner]:
+    """The app over a compiled retriever and its processor, for queries of up to ``max_len`` tokens."""
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     limits |= {"max_pages": max_pages} if max_pages else {}
     app = create_retrieval_app(model, processor, model.model_name, max_len, served_names=served_names, api_key=api_key, **limits)

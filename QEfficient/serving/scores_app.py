@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.runtime.tokenizer import RuntimeTokenizer
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.embed_fields import (
     Truncation,
     encoding_format,
@@ -228,7 +228,7 @@ def create_scores_app(
     and texts of at most ``max_len`` tokens, run ``batch_size`` at a time; pairs rendered by ``template`` where the
     folder scores through a chat template (score_template.py)."""
     app = FastAPI(title="QEfficient scores", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     config = model.config
     labels = int(config.num_labels)
     declared = cross_encoder_activation(config, getattr(model, "local_model_dir", None), default=None)
@@ -241,7 +241,7 @@ def create_scores_app(
     # vLLM's /tokenize and /detokenize with this model's tokenizer (prompts; chats where it has a template)
     parser = RequestParser(tokenizer, names, max_len, vocab_size, 1)
     add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     def check_model(body: dict) -> str:
         parser.check_model(body)
@@ -425,7 +425,7 @@ def check_sequence_classifier(config, model_name: str) -> None:
 
 def open_scores_app(
     model_name: str,
-    ctx_len: int,
+    ctx_len: int | None,
     num_cores: int,
     mxfp6_matmul: bool,
     api_key: str | None,
@@ -438,7 +438,7 @@ def open_scores_app(
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForSequenceClassification
-    from QEfficient.serving.embeddings_app import max_input_tokens
+    from QEfficient.models.sentence_transformers import served_input_limit
     from QEfficient.serving.tasks import classifier_overrides, split_hf_overrides
 
     conversion, use_pad_token = classifier_overrides(hf_overrides)
@@ -453,7 +453,7 @@ def open_scores_app(
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     if getattr(tokenizer, "backend_tokenizer", None) is not None:  # truncating copies of its backend, not its shared state
         tokenizer = RuntimeTokenizer.from_hf(tokenizer)  # (as a server on the artifact tokenizes)
-    limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
+    limit = served_input_limit(model.local_model_dir, model.config, tokenizer, ctx_len)
     template = saved_score_template(model.local_model_dir, tokenizer)  # a CrossEncoder that scores chat messages (vLLM's)
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_scores_app(

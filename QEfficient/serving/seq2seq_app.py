@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.choices import TokenText, completion_logprobs
 from QEfficient.serving.protocol import MAX_COMPLETION_LOGPROBS, APIError, number, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
@@ -157,7 +157,7 @@ def create_seq2seq_app(
     """The app over a compiled QEFFAutoModelForSeq2SeqLM (``max_tokens``: the most its decoder's cache holds) and its
     tokenizer."""
     app = FastAPI(title="QEfficient encoder-decoder", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     lock = asyncio.Lock()  # one request at a time on the sessions
     rules = Seq2SeqRules.from_generation_config(model.generation_config, model.config)
     token_text = TokenText(tokenizer)
@@ -166,7 +166,7 @@ def create_seq2seq_app(
         raise ValueError(f"'{model_id}' reads prompts and writes answers in two vocabularies (two tokenizers): it is not served here.")
     max_input = model.max_input_positions()
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     @app.post("/v1/chat/completions")
     async def chat(_: Request):

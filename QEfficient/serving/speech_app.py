@@ -22,7 +22,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.worker_stream import TextPieces, transcription_events, worker_items
@@ -141,11 +141,11 @@ def _decoding_options(fields: dict[str, str], processor) -> dict:
 def create_speech_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES):
     """The app over a compiled QEFFAutoModelForSpeechSeq2Seq and its processor."""
     app = FastAPI(title="QEfficient speech", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     lock = asyncio.Lock()  # one transcription at a time: the sessions are not shared between threads
     openai_app_basics(app, api_key)
 
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):

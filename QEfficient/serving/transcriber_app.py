@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from QEfficient.generation.ctc_windows import WINDOW_SECONDS
-from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.speech_app import form_flag, read_form, subtitles, timestamp_granularities
@@ -182,12 +182,12 @@ def create_transcriber_app(
     if max_body_bytes is None:
         max_body_bytes = MAX_LONG_AUDIO_BYTES if max_seconds == MAX_LONG_SECONDS else DEFAULT_MAX_AUDIO_BYTES
     app = FastAPI(title=f"QEfficient speech ({kind})", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     rate = sampling_rate(processor)
     lock = asyncio.Lock()  # one transcription at a time: the cores are shared anyway
     formats = ("json", "text") if untimed else ("json", "text", *_TIMED)
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     def features(audio, language: str | None):
         """A transducer's processor output for one recording (in ``language``, for a prompted one)."""

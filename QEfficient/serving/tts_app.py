@@ -21,7 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 
@@ -97,12 +97,12 @@ def _speech_options(body: dict, speakers: int) -> dict:
 def create_tts_app(model, tokenizer, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_TTS_BYTES):
     """The app over a compiled QEFFAutoModelForTextToWaveform and its tokenizer."""
     app = FastAPI(title="QEfficient speech synthesis", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     rate, speakers = int(model.sampling_rate), int(model.config.num_speakers)
     base_rate = float(model.hf_model.speaking_rate)
     lock = asyncio.Lock()  # one request at a time: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request):

@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, served_model_names, single_model_routes
 from QEfficient.serving.choices import TokenText, chat_logprobs
 from QEfficient.serving.protocol import APIError, chat_top_logprobs, streaming_options
 from QEfficient.serving.runner import NoRunner
@@ -85,12 +85,12 @@ def create_vision_seq2seq_app(
     """The app over a compiled QEFFAutoModelForVisionEncoderDecoder or a subclass (``max_tokens``: the most its
     decoder's cache holds), its image processor and tokenizer."""
     app = FastAPI(title="QEfficient image encoder-decoder", version="1")
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    names = served_model_names(model_id, served_names)
     lock = asyncio.Lock()  # one request at a time on the sessions
     rules = Seq2SeqRules.from_generation_config(model.generation_config, model.config)  # the tokens generate() uses
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
-    single_model_routes(app, model_id, lock.locked)
+    single_model_routes(app, names, lock.locked)
 
     @app.post("/v1/completions")
     async def completions(_: Request):

@@ -42,3 +42,15 @@ def check_strings(label: str, items, first_index: int = 0) -> None:
     for i, item in enumerate(items, start=first_index):
         if not isinstance(item, str):
             raise TypeError(f"{label} {i} is a {type(item).__name__}, not a string: pass text ({item!r:.60}).")
+
+
+def served_length(limit: int | None, ctx_len: int | None, name: str, what: str) -> int:
+    """The longest input a server takes: ``ctx_len`` (None: its default, 512) within ``limit`` (the model's ``what``); a
+    length given past the limit is refused, as vLLM refuses a --max-model-len past the model's."""
+    from QEfficient.utils.constants import DEFAULT_SERVER_CTX_LEN
+
+    if ctx_len is not None and limit and ctx_len > limit:
+        raise ValueError(
+            f"--ctx_len {ctx_len} is more than '{name}' reads ({limit} tokens: its {what}); give at most {limit}, or leave it out."
+        )
+    return min(n for n in (ctx_len or DEFAULT_SERVER_CTX_LEN, limit) if n)
