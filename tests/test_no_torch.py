@@ -265,8 +265,8 @@ def test_serve_on_artifact_errors_say_what_to_do(tiny, qeff_home):
 
 def test_serve_on_artifact_refuses_other_shapes_and_lists_its_names(tiny, qeff_home):
     """Options compile() fixed, given with --qpc_path, are refused where they differ from the artifact's (not ignored);
-    equal ones are accepted; --model_name is another name for the model, listed by /v1/models as vLLM lists each
-    --served-model-name."""
+    equal ones are accepted; --model_name names the model, as vLLM's --served-model-name (/v1/models lists it, answers
+    carry it), its recorded name still accepted."""
     from fastapi.testclient import TestClient
 
     from QEfficient.cloud.serve import build_from_args
@@ -287,14 +287,18 @@ def test_serve_on_artifact_refuses_other_shapes_and_lists_its_names(tiny, qeff_h
     ):
         with pytest.raises(ValueError, match=rf"was compiled with {compiled}, which it keeps: leave --\w+ out"):
             build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *flags]))
+    from QEfficient.distributed.ray_serve import application_from_args
+
+    with pytest.raises(ValueError, match=r"was compiled with ctx_len=64, which it keeps"):  # Ray's driver: before any replica
+        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ctx_len", "128", "--ship_artifact", "off"]))
     same = ["--ctx_len", "64", "--prefill_seq_len", "8", "--full_batch_size", "2", "--model_name", "tiny-chat"]
     app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *same]))
     try:
         client = TestClient(app)
-        models = client.get("/v1/models").json()["data"]
-        assert [m["id"] for m in models] == [models[0]["root"], "tiny-chat"] and models[1]["root"] == models[0]["id"]
-        body = {"model": "tiny-chat", "prompt": "Hello", "max_tokens": 2, "temperature": 0}
-        assert client.post("/v1/completions", json=body).json()["model"] == models[0]["id"]  # as vLLM answers: the first name
+        assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["tiny-chat"]
+        for name in ("tiny-chat", Path(folder).name, None):  # (the folder's name, recorded in the artifact)
+            body = {"model": name, "prompt": "Hello", "max_tokens": 2, "temperature": 0}
+            assert client.post("/v1/completions", json=body).json()["model"] == "tiny-chat"
     finally:
         runner.stop()
 

@@ -350,8 +350,9 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     from tests.test_encoder import minilm_folder
     from tests.test_server_scores import DOCS, QUERY, classifier
 
-    def single_answer(folder: str, route: str, body: dict, *options: str) -> tuple[dict, str]:
-        app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1", *options]))
+    def single_answer(folder: str, route: str, body: dict, *options: str, ctx_len: str | None = "64") -> tuple[dict, str]:
+        limit = ["--ctx_len", ctx_len] if ctx_len else []  # (None: the model's default; an image or audio model takes none)
+        app, runner = build_from_args(parse_args(["--model_name", folder, *limit, "--num_cores", "1", *options]))
         answer = TestClient(app).post(route, json=body).json()
         runner.stop()
         return answer, str(app.state.qpc_path)
@@ -373,11 +374,12 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     assert list((replica_home / "shipped").glob("qpc-*"))  # the replica's own copy, from the object store
     serve.delete(APP_NAME)
 
-    def answers_as_the_single_server(folder: str, route: str, body: dict, key: str, *options: str) -> str:
+    def answers_as_the_single_server(folder: str, route: str, body: dict, key: str, *options: str, ctx_len: str | None = "64") -> str:
         """Deploys the folder from --model_name (with ``options``) and checks its answer's ``key`` on ``route``; the single
         server's artifact."""
-        expected, qpc = single_answer(folder, route, body, *options)
-        ray_args = ["--ray", "--model_name", folder, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
+        expected, qpc = single_answer(folder, route, body, *options, ctx_len=ctx_len)
+        limit = ["--ctx_len", ctx_len] if ctx_len else []
+        ray_args = ["--ray", "--model_name", folder, *limit, "--cores_per_replica", "1", "--ship_artifact", "off"]
         serve.run(application_from_args(parse_args([*ray_args, *options])), name=APP_NAME, route_prefix="/")
         r = loopback_http.post(f"{bare_serve}{route}", json=body, timeout=120)
         assert r.status_code == 200, r.text
@@ -409,14 +411,16 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     from tests.test_sparse_encoder import TEXTS, tiny_splade
 
     override = ["--hf_overrides", json.dumps({"architectures": [SPLADE_ARCHITECTURE]})]
-    qpc = answers_as_the_single_server(str(tiny_splade(tmp_path / "splade")), "/v1/embeddings", {"input": TEXTS[:2]}, "data", *override)
+    splade = str(tiny_splade(tmp_path / "splade"))
+    body = {"input": TEXTS[:2]}
+    qpc = answers_as_the_single_server(splade, "/v1/embeddings", body, "data", *override, ctx_len="24")  # its max_seq_length
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     # an image classifier: its artifact keeps the image processor, which each replica reads from it
     serve.delete(APP_NAME)
     from tests.test_server_classify_media import image_parts, random_image, vit_classifier, wav2vec2_classifier
 
     body = {"messages": [{"role": "user", "content": image_parts(random_image(1, (40, 50)), random_image(2, (64, 64)))}]}
-    qpc = answers_as_the_single_server(str(vit_classifier(tmp_path / "vit")), "/classify", body, "data")
+    qpc = answers_as_the_single_server(str(vit_classifier(tmp_path / "vit")), "/classify", body, "data", ctx_len=None)
     # a body past the text routes' 4 MiB: an image classifier's replica takes the single server's 32 MiB
     big = {"messages": [{"role": "user", "content": image_parts(random_image(3, (1500, 1500)))}]}
     assert len(json.dumps(big)) > DEFAULT_MAX_BODY_BYTES
@@ -430,7 +434,7 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
 
     clip = base64.b64encode(wav(read_wav(DATA / "speech16k.wav")[:24000])).decode()
     body = {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": clip, "format": "wav"}}]}]}
-    answers_as_the_single_server(str(wav2vec2_classifier(tmp_path / "wav2vec2")), "/classify", body, "data")
+    answers_as_the_single_server(str(wav2vec2_classifier(tmp_path / "wav2vec2")), "/classify", body, "data", ctx_len=None)
     # a page retriever: compiled by the driver, each replica serves its text artifact and the vision artifact it names
     serve.delete(APP_NAME)
     from tests.test_retrieval import tiny_colqwen2
@@ -459,7 +463,7 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     from tests.test_server_dual_embeddings import data_url, tiny_clip
 
     images = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(s)}} for s in (1, 2)]}]}
-    answers_as_the_single_server(str(tiny_clip(tmp_path / "clip")), "/v1/embeddings", images, "data")
+    answers_as_the_single_server(str(tiny_clip(tmp_path / "clip")), "/v1/embeddings", images, "data", ctx_len="24")  # its positions
     # a text-to-speech model (VITS): compiled by the driver, each replica speaks from its artifact
     serve.delete(APP_NAME)
     from tests.test_server_tts import tiny_vits

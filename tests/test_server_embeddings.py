@@ -215,6 +215,7 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
         max_input_tokens,
         sentence_transformers_pooling,
         sentence_transformers_width,
+        served_input_limit,
     )
 
     cases = {
@@ -284,3 +285,8 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
     assert max_input_tokens(minilm, config, tok, 128) == 128 and max_input_tokens(minilm, config, tok, 4096) == 256  # its max_seq_length
     roberta = RobertaConfig(max_position_embeddings=514, pad_token_id=1)
     assert max_input_tokens(tmp_path, roberta, tok, 4096) == 512  # RoBERTa's positions start past its padding id
+    # a server's --ctx_len: None is 512 within the limits; one past them is refused naming the limit that binds
+    assert served_input_limit(minilm, config, tok, None, "all-MiniLM-L6-v2") == 256
+    assert served_input_limit(minilm, config, tok, 100, "all-MiniLM-L6-v2") == 100
+    with pytest.raises(ValueError, match=r"--ctx_len 300 is more than 'all-MiniLM-L6-v2' reads \(256 tokens: its max_seq_length\)"):
+        served_input_limit(minilm, config, tok, 300, "all-MiniLM-L6-v2")

@@ -129,3 +129,5 @@ def test_serve_options_that_do_not_apply_are_refused(tts_server):
         build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))
     with pytest.raises(ValueError, match="--task do not apply"):
         build_from_args(parse_args(["--model_name", str(folder), "--task", "embed"]))
+    with pytest.raises(ValueError, match="--ctx_len do not apply"):  # (as its artifact refuses it, on Ray's replicas too)
+        build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64"]))

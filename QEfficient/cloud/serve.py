@@ -129,6 +129,7 @@ def build_server(
             **media_options,
             hf_overrides=hf_overrides or None,
             task=None if task == "auto" else task,
+            ctx_len=input_limit,
         )
         return open_tts_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
@@ -141,12 +142,12 @@ def build_server(
     if not gguf_file and _is_speech(model_name):
         from QEfficient.serving.speech_app import open_speech_app
 
-        return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
+        return open_speech_app(model_name, input_limit, num_cores, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_transcriber(model_name):  # transcribed greedily, one request at a time
         from QEfficient.serving.transcriber_app import open_transcriber_app
 
         _refuse_options(model_name, "a speech recognition model (/v1/audio/transcriptions)", **generation_options, **media_options)
-        return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides, ctx_len)
+        return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides, input_limit)
     if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
         from QEfficient.serving.vision_seq2seq_app import open_vision_seq2seq_app
@@ -233,7 +234,8 @@ def _pooling_server(task, model_name, options: tuple, hf_overrides: dict | None,
         if split_hf_overrides(hf_overrides)[0]:
             raise ValueError(f"'{model_name}' classifies {media}: --hf_overrides' classifier keys are for a causal LM; leave them out.")
 
-        _ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes = options
+        ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes = options
+        _refuse_options(model_name, f"a classifier of {media} (/classify)", ctx_len=ctx_len)
         modality = AUDIO if media == "audio" else IMAGES
         return open_classify_media_app(model_name, modality, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if task == "score":
@@ -415,9 +417,11 @@ def check_artifact_options(args: argparse.Namespace, qconfig: dict) -> str | Non
 def refuse_other_shapes(args: argparse.Namespace, qconfig: dict) -> None:
     """A ValueError naming the compile options given (args.given_options) that the artifact was not compiled with: a
     decoder's shapes and quantization; an encoder's take none of them but --ctx_len, a limit its server checks."""
-    from QEfficient.serving.encoder_artifact import is_encoder_artifact
+    from QEfficient.serving.encoder_artifact import check_input_limit, is_encoder_artifact
 
     encoder, params = is_encoder_artifact(qconfig), qconfig.get("compile_params", {})
+    if encoder:
+        check_input_limit(args.qpc_path, qconfig, requested_ctx_len(args))
     given = [n for n in COMPILE_OPTIONS if n in getattr(args, "given_options", ()) and not (encoder and n == "ctx_len")]
     foreign = [f"--{n}" for n in given if encoder and n in ("prefill_seq_len", "full_batch_size", "mxint8_kv_cache")]
     if foreign:
@@ -425,6 +429,8 @@ def refuse_other_shapes(args: argparse.Namespace, qconfig: dict) -> None:
             f"'{args.qpc_path}' is an encoder's artifact (embeddings, scores, pages, speech), served as it was compiled: "
             f"{', '.join(foreign)} {'does' if len(foreign) < 2 else 'do'} not apply; leave {'it' if len(foreign) < 2 else 'them'} out."
         )
+    # (a key the artifact lacks, or None: not this kind of artifact, which the server opening it refuses, saying why)
+    given = [n for n in given if n in params and (params[n] is not None or n.startswith("mx"))]
     differ = [n for n in given if (bool(params.get(n)) if n.startswith("mx") else params.get(n)) != getattr(args, n)]
     if differ:
         compiled = ", ".join(f"{n}={params.get(n)}" for n in differ)

@@ -331,7 +331,7 @@ def hf_overrides_json(value: str) -> dict:
 
 def requested_ctx_len(args: argparse.Namespace) -> int | None:
     """--ctx_len as the command line gave it (None: not given, the server's default within the model's limit)."""
-    return args.ctx_len if "ctx_len" in getattr(args, "given_options", ("ctx_len",)) else None
+    return args.ctx_len if "ctx_len" in getattr(args, "given_options", ()) else None
 
 
 # --pooler_config's pooling types of one vector per input (vLLM's SequencePoolingType) -> this library's pooling names

@@ -169,6 +169,8 @@ def _encoder_replicas(qpc_path: str, task: str, options: ReplicaOptions, names: 
     from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES as IMAGES_MAX_BODY_BYTES
 
     qconfig = read_artifact(Path(qpc_path))  # requests of images or audio: the single server's limit
+    if not getattr(args, "qpc_path", None):  # compiled from a folder: its name as given is accepted, the id stays the model's
+        names = [qconfig.get("model_name") or Path(qpc_path).name, *names]
     media = {"image_classifier": IMAGES_MAX_BODY_BYTES, "audio_classifier": MAX_REQUEST_AUDIO_BYTES}
     limit = args.max_body_bytes or next((limit for flag, limit in media.items() if qconfig.get(flag)), None)
     if embeds_texts_and_images(qconfig) or speaks(qconfig):

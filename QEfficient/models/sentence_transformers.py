@@ -365,24 +365,29 @@ def copy_serving_files(folder: Path, destination: Path, config) -> None:
             shutil.copy2(folder / relative, target)
 
 
-def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
-    """The longest input served: --ctx_len, within sentence-transformers' max_seq_length, the tokenizer's
+def input_limits(folder: Path, config, tokenizer) -> dict[str, int]:
+    """What bounds an encoder's input, by name: sentence-transformers' max_seq_length, the tokenizer's
     model_max_length and the model's positions (RoBERTa's family counts its padding offset among them)."""
-    limits = [ctx_len, sentence_bert_config(Path(folder)).get("max_seq_length") or ctx_len]
+    limits = {"max_seq_length": sentence_bert_config(Path(folder)).get("max_seq_length")}
     if token_limit(tokenizer.model_max_length) is not None:
-        limits.append(int(tokenizer.model_max_length))
+        limits["tokenizer's model_max_length"] = int(tokenizer.model_max_length)
     positions = getattr(config, "max_position_embeddings", None)
     if positions:
         offset = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0
-        limits.append(int(positions) - offset)
-    return int(min(limits))
+        limits["positions"] = int(positions) - offset
+    return {name: int(n) for name, n in limits.items() if n}
 
 
-def served_input_limit(folder: Path, config, tokenizer, ctx_len: int | None) -> int:
-    """``max_input_tokens`` for a server's --ctx_len (utils/checks.served_length: None is the default, more is refused)."""
+def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
+    """The longest input served: ``ctx_len`` within the model's ``input_limits``."""
+    return int(min([ctx_len, *input_limits(folder, config, tokenizer).values()]))
+
+
+def served_input_limit(folder: Path, config, tokenizer, ctx_len: int | None, name: str) -> int:
+    """The longest input a server on the model ``name`` takes: ``ctx_len`` (--ctx_len; None: the default) within its
+    ``input_limits``; one given past them is refused, naming the limit (utils/checks.served_length)."""
     from QEfficient.utils.checks import served_length
 
-    unbounded = 1 << 30
-    limit = max_input_tokens(folder, config, tokenizer, unbounded)
-    what = "max_seq_length, tokenizer limit or positions"
-    return served_length(limit if limit < unbounded else None, ctx_len, Path(folder).name, what)
+    limits = input_limits(folder, config, tokenizer)
+    binding = min(limits, key=limits.get, default=None)
+    return served_length(limits.get(binding), ctx_len, name, binding or "")

@@ -42,7 +42,7 @@ from QEfficient.serving.beam_answers import beam_chunks, beam_payloads, searches
 from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.messages import holds_media_parts
 from QEfficient.serving.metrics import ServerMetrics
-from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json, template_options
+from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json, served_model_names, template_options
 from QEfficient.serving.reasoning import REASONING_PARSERS, default_parser
 from QEfficient.serving.responses import RESPONSES_FIELDS, ResponsesCall
 from QEfficient.serving.runner import EngineRunner, QueueFullError
@@ -136,15 +136,8 @@ def openai_app_basics(app: FastAPI, api_key: str | None) -> None:
         ).response()
 
 
-def served_model_names(model_id: str, served_names) -> list[str]:
-    """The names a request's ``model`` may use: the model's id, then its other names (serve --model_name with
-    --qpc_path), each once; /v1/models lists them all, as vLLM lists each --served-model-name."""
-    return [model_id] + [n for n in dict.fromkeys(served_names or []) if n and n != model_id]
-
-
-def single_model_routes(app: FastAPI, names: list[str], busy) -> None:
-    """GET /health and GET /v1/models (``names``: served_model_names) of an app that runs one request at a time
-    (``busy()``: whether one runs)."""
+def single_model_routes(app: FastAPI, model_id: str, busy) -> None:
+    """GET /health and GET /v1/models of an app that runs one request at a time (``busy()``: whether one runs)."""
 
     @app.get("/health")
     async def health() -> dict:
@@ -152,8 +145,7 @@ def single_model_routes(app: FastAPI, names: list[str], busy) -> None:
 
     @app.get("/v1/models")
     async def models() -> dict:
-        card = {"object": "model", "created": 0, "owned_by": "qefficient", "root": names[0], "parent": None}
-        return {"object": "list", "data": [{"id": name, **card} for name in names]}
+        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
 
 
 def structured_output_tables(tokenizer, engine):
@@ -267,11 +259,7 @@ def create_app(
         # vLLM's model card: the context a client may fill (max_model_len), the model each name serves (root, parent)
         base = {"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient", "root": model_id, "parent": None}
         base["max_model_len"] = parser.ctx_len
-        aliases = [{**base, "id": name} for name in served_model_names(model_id, served_names)[1:]]
-        return {
-            "object": "list",
-            "data": [base, *aliases] + [{**base, "id": name, "root": name, "parent": model_id} for name in adapter_ids],
-        }
+        return {"object": "list", "data": [base] + [{**base, "id": name, "root": name, "parent": model_id} for name in adapter_ids]}
 
     async def read_body(request: Request) -> bytes:
         return await read_limited_body(request, max_body_bytes)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from QEfficient.runtime.tokenizer import TOKENIZER_SUBDIR, artifact_tokenizer, has_runtime_tokenizer, load_tokenizer
+from QEfficient.serving.protocol import artifact_model_names
 
 
 @dataclass(frozen=True)
@@ -196,12 +197,12 @@ def artifact_from_qpc(
             f"--prompt_lookup_num_tokens {prompt_lookup_num_tokens} needs an artifact compiled with num_speculative_tokens="
             f"{prompt_lookup_num_tokens}; this one has {params.get('num_speculative_tokens')}."
         )
-    model_id = qconfig.get("model_name") or Path(qpc_path).name
+    names = artifact_model_names(qconfig.get("model_name") or Path(qpc_path).name, served_names)  # --model_name: its id
     return ServingArtifact(
         qpc_path=str(qpc_path),
         tokenizer_dir=str(Path(qpc_path) / TOKENIZER_SUBDIR),
-        model_id=model_id,
-        served_names=tuple(n for n in served_names if n and n != model_id),
+        model_id=names[0],
+        served_names=tuple(names[1:]),
         eos_token_ids=tuple(sorted({int(i) for i in eos_ids if i is not None})),
         prefill_seq_len=params["prefill_seq_len"],
         ctx_len=params["ctx_len"],

@@ -27,13 +27,13 @@ from fastapi import FastAPI, Request
 
 from QEfficient.generation.encoder_run import right_padded
 from QEfficient.models.sentence_transformers import l2_normalized, served_input_limit
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.colbert_app import text_ids, text_late_interaction_routes
 from QEfficient.serving.embed_fields import packing, pooling_answer
 from QEfficient.serving.embeddings_app import embedding_format
 from QEfficient.serving.encoder_batches import serving_lengths
 from QEfficient.serving.late_interaction_app import check_neutral, input_texts
-from QEfficient.serving.protocol import APIError, RequestParser, parse_json, served_model
+from QEfficient.serving.protocol import APIError, RequestParser, parse_json, served_model, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.tasks import BGE_M3_TASKS
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
@@ -77,7 +77,7 @@ def create_bge_m3_app(
     names = served_model_names(model_id, served_names)
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
     app.state.tokenizer = tokenizer
     add_tokenize_routes(app, RequestParser(tokenizer, names, max_len, len(tokenizer), 1), lambda r: read_limited_body(r, max_body_bytes))
 
@@ -152,7 +152,7 @@ def open_bge_m3_app(
     from QEfficient.models.bge_m3 import QEFFBGEM3Model
 
     model = QEFFBGEM3Model.from_pretrained(model_name)
-    max_len = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    max_len = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len, model_name)
     # its graph reads no padding: each text runs at the shortest length that holds it
     path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=serving_lengths(max_len))
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}

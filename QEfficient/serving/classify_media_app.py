@@ -37,9 +37,9 @@ from QEfficient.generation.audio_inputs import SAMPLES, audio_graph_inputs, proc
 from QEfficient.generation.encoder_run import run_image_graph, run_in_batches
 from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.encoder_artifact import check_servable, serving_config
-from QEfficient.serving.protocol import APIError, parse_json, served_model
+from QEfficient.serving.protocol import APIError, artifact_model_names, parse_json, served_model, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import classify_probabilities, classify_rows, listing, use_activation
 from QEfficient.serving.vision_language import (
@@ -207,7 +207,7 @@ def create_classify_media_app(
     config = model.config
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     def prepared(parts: list[tuple[str, dict]]):
         """The model's inputs: pixels through the image processor, or the audio's samples (generate() runs the
@@ -352,9 +352,7 @@ def open_compiled_classifier_app(
     model = (CompiledAudioClassifier if audio else CompiledImageClassifier)(qpc_path, num_cores, qconfig)
     processor = artifact_processor(qpc_path, model.qconfig)
     limit = max_body_bytes or (MAX_REQUEST_AUDIO_BYTES if audio else DEFAULT_MAX_BODY_BYTES)
-    modality = AUDIO if audio else IMAGES
-    app = create_classify_media_app(
-        model, processor, modality, model.model_name, served_names=list(served_names), api_key=api_key, max_body_bytes=limit
-    )
+    modality, names = AUDIO if audio else IMAGES, artifact_model_names(model.model_name, served_names)
+    app = create_classify_media_app(model, processor, modality, names[0], served_names=names[1:], api_key=api_key, max_body_bytes=limit)
     app.state.qpc_path = str(model.qpc_path)
     return app, NoRunner()

@@ -22,9 +22,9 @@ from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.task_graph_specs import EMBEDDINGS
 from QEfficient.generation.late_interaction import maxsim
 from QEfficient.models.sentence_transformers import served_input_limit
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
-from QEfficient.serving.protocol import APIError, RequestParser
+from QEfficient.serving.protocol import APIError, RequestParser, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import rerank_documents, score_pairs
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
@@ -100,7 +100,7 @@ def text_late_interaction_routes(
     names = served_model_names(model_id, served_names)
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
     app.state.tokenizer = tokenizer
     parser = RequestParser(tokenizer, names, max_len, len(tokenizer), 1)
     add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
@@ -166,7 +166,7 @@ def open_colbert_app(
     from QEfficient.models.colbert import QEFFColBERTModel
 
     model = QEFFColBERTModel.from_pretrained(model_name)
-    max_len = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    max_len = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len, model_name)
     path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=max_len)
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     app = create_colbert_app(model, model.tokenizer, model.model_name, max_len, served_names=[model_name], api_key=api_key, **limits)

@@ -18,12 +18,12 @@ from fastapi import FastAPI, Request
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
-from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts
 from QEfficient.serving.embed_fields import packing
 from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
 from QEfficient.serving.messages import openai_input_forms
-from QEfficient.serving.protocol import APIError, boolean, parse_json, served_model
+from QEfficient.serving.protocol import APIError, artifact_model_names, boolean, parse_json, served_model, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES
 from QEfficient.utils.checks import served_length
@@ -44,7 +44,7 @@ def create_dual_embeddings_app(
     lock = asyncio.Lock()  # one request at a time on the sessions: the cores are shared anyway
     readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-images")  # image fetches: off the session's turn
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     def token_lists(raw, special: bool) -> list[list[int]]:
         out = []
@@ -98,7 +98,7 @@ def open_dual_embeddings_app(model, model_name: str, ctx_len: int | None, num_co
     processor = dual_processor(model.local_model_dir, model_name)
     max_len = served_length(getattr(model._text_config(), "max_position_embeddings", None), ctx_len, model_name, "positions")
     model.compile(seq_len=max_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    return _served(model, processor, model_name, [model_name], max_len, api_key, max_body_bytes)
+    return _served(model, processor, model_name, served_model_names(model.model_name, [model_name]), max_len, api_key, max_body_bytes)
 
 
 def open_compiled_dual_embeddings_app(
@@ -117,7 +117,8 @@ def open_compiled_dual_embeddings_app(
     if model.config.model_type in PADDED_TO_POSITIONS and ctx_len and ctx_len < positions <= compiled:
         raise ValueError(f"'{qpc_path}' reads texts padded to its {positions} positions: leave --ctx_len out (or give {positions}).")
     max_len = served_length(compiled, ctx_len or compiled, str(qpc_path), "compiled length")
-    return _served(model, processor, str(qpc_path), list(served_names), max_len, api_key, max_body_bytes)
+    names = artifact_model_names(model.model_name, served_names)
+    return _served(model, processor, str(qpc_path), names, max_len, api_key, max_body_bytes)
 
 
 def dual_processor(folder, name: str):
@@ -130,8 +131,9 @@ def dual_processor(folder, name: str):
     return processor
 
 
-def _served(model, processor, name: str, served_names: list[str], max_len: int, api_key, max_body_bytes) -> tuple[FastAPI, NoRunner]:
-    """The app over a compiled model, its processor checked against the compiled image size and text length."""
+def _served(model, processor, name: str, names: list[str], max_len: int, api_key, max_body_bytes) -> tuple[FastAPI, NoRunner]:
+    """The app over a compiled model (``names``: its id first), its processor checked against the compiled image size
+    and text length."""
     from_artifact = getattr(model, "_without_weights", False)
     fix = "Compile it at its processor's size (leave img_size out) to serve it, or embed from Python." if from_artifact else None
     check_processor_size(processor.image_processor, tuple(model.compiled_image_size), name, fix)
@@ -140,6 +142,6 @@ def _served(model, processor, name: str, served_names: list[str], max_len: int, 
         fix = f"compile it again with seq_len={positions}" if from_artifact else f"leave --ctx_len out (or give {positions})"
         raise ValueError(f"'{name}' reads texts padded to its {positions} positions: {fix}.")
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
-    app = create_dual_embeddings_app(model, processor, model.model_name, max_len, served_names=served_names, api_key=api_key, **limits)
+    app = create_dual_embeddings_app(model, processor, names[0], max_len, served_names=names[1:], api_key=api_key, **limits)
     app.state.qpc_path = model.qpc_paths["text_qpc_path"]
     return app, NoRunner()

@@ -40,7 +40,7 @@ from QEfficient.models.sentence_transformers import (
     served_input_limit,
     vllm_pooling,
 )
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import (
     BYTES_FORMATS,
     FLOAT32,
@@ -55,7 +55,7 @@ from QEfficient.serving.embed_fields import (
 )
 from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
-from QEfficient.serving.protocol import APIError, RequestParser, boolean, number, parse_json, template_options
+from QEfficient.serving.protocol import APIError, RequestParser, boolean, number, parse_json, served_model_names, template_options
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
@@ -264,7 +264,7 @@ def create_embeddings_app(
     parser = RequestParser(tokenizer, names, max_len, vocab_size, 1)
     add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
 
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     def embed(token_lists: list[list[int]], dimensions: int, normalized: bool) -> np.ndarray:
         out = np.zeros((len(token_lists), 0), np.float32)
@@ -357,7 +357,7 @@ def open_embeddings_app(
     check_sentence_transformers_folder(model.local_model_dir)
     warn_chat_formatting(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
-    limit = served_input_limit(model.local_model_dir, model.config, tokenizer, ctx_len)
+    limit = served_input_limit(model.local_model_dir, model.config, tokenizer, ctx_len, model_name)
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     normalizes = sentence_transformers_normalizes(model.local_model_dir)
     app = create_embeddings_app(
@@ -415,7 +415,7 @@ def open_splade_embeddings_app(
     settings = read_splade_folder(folder)
     check_vllm_splade(model_name, serving_settings(settings, AutoConfig.from_pretrained(folder)))
     model = QEFFSparseEncoder.from_pretrained(model_name)
-    limit = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    limit = served_input_limit(model.local_model_dir, model.config, model.tokenizer, ctx_len, model_name)
     model.compile(seq_len=serving_lengths(limit), num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     options = dict(served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
     options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case, "dense": False}

@@ -40,6 +40,7 @@ from QEfficient.models.sentence_transformers import (
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import check_call_arguments, has_runtime_tokenizer, load_tokenizer
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
+from QEfficient.serving.protocol import artifact_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.score_template import saved_score_template
 from QEfficient.utils.checks import served_length
@@ -146,6 +147,20 @@ def check_kept_processor(qpc_path, qconfig: dict) -> None:
         from QEfficient.serving.tts_app import tts_tokenizer
 
         tts_tokenizer(folder, name)
+
+
+def check_input_limit(qpc_path, qconfig: dict, ctx_len: int | None) -> None:
+    """--ctx_len with an encoder's artifact, checked before it opens (by Ray's driver too): a VITS model's and a classifier
+    of images or audio take none; another's may not pass its compiled length (a page retriever's queries are bound by
+    its language model's positions, checked as it opens)."""
+    if ctx_len is None:
+        return
+    if speaks(qconfig) or classifies_media(qconfig):
+        reads = "text to speak" if speaks(qconfig) else "images or audio"
+        raise ValueError(f"'{qpc_path}' reads {reads} as compiled: --ctx_len does not apply.")
+    compiled = qconfig.get("compile_params", {}).get("seq_len")
+    if compiled and not serves_pages(qconfig):
+        served_length(int(max(compiled) if isinstance(compiled, list) else compiled), ctx_len, str(qpc_path), "compiled length")
 
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
@@ -344,10 +359,7 @@ def open_compiled_encoder_app(
 
     qconfig = read_artifact(Path(qpc_path))
     ctx_len = (server_options or {}).get("ctx_len")
-    if ctx_len is not None and (speaks(qconfig) or classifies_media(qconfig)):
-        raise ValueError(
-            f"'{qpc_path}' reads {'text to speak' if speaks(qconfig) else 'images or audio'} as compiled: --ctx_len does not apply."
-        )
+    check_input_limit(qpc_path, qconfig, ctx_len)
     if serves_pages(qconfig):  # /pooling, /score, /rerank over pages and queries (retrieval_app.py)
         from QEfficient.serving.retrieval_app import open_compiled_retrieval_app
 
@@ -387,7 +399,9 @@ def open_compiled_encoder_app(
     compiled_for = "score" if model.output_name == LOGITS else "embed"
     if task not in ("auto", compiled_for) and model.qconfig.get("own_heads") != "BGE-M3":
         raise ValueError(f"'{qpc_path}' was compiled for --task {compiled_for}, not {task}: leave --task out, or compile it for {task}.")
-    options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
+    names = artifact_model_names(model.model_name, served_names)  # --model_name: the model's id, as vLLM's --served-model-name
+    model.model_name = names[0]
+    options = {"served_names": names[1:], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
     limit = served_length(limit, ctx_len or limit, str(qpc_path), "compiled length")  # --ctx_len: a lower limit, if given
     if model.qconfig.get("own_heads") == "BGE-M3":  # its token tasks, as vLLM's BgeM3EmbeddingModel (bge_m3_app.py)

@@ -590,6 +590,21 @@ def template_options(body: dict) -> dict:
     return {**effort, **(kwargs or {}), "add_generation_prompt": add, "continue_final_message": extend}
 
 
+def served_model_names(model_id: str, served_names) -> list[str]:
+    """The names a request's ``model`` may use: the model's id (the one /v1/models lists and answers carry, as vLLM's
+    first --served-model-name), then its other names (the folder's path or hub id as given, an artifact's recorded
+    name), each once."""
+    return [model_id] + [n for n in dict.fromkeys(served_names or []) if n and n != model_id]
+
+
+def artifact_model_names(recorded: str, aliases) -> list[str]:
+    """An artifact's names, its model id first: ``serve --qpc_path A --model_name NAME`` serves the model as NAME (the
+    id /v1/models lists and answers carry), as vLLM's --served-model-name; the name recorded at compile time is
+    accepted too."""
+    aliases = [n for n in aliases or [] if n]
+    return served_model_names(aliases[0], [recorded, *aliases[1:]]) if aliases else [recorded]
+
+
 def served_model(body: dict, served_names: list[str] | tuple[str, ...]) -> str:
     """The request's ``model``, else the served model's id (``served_names[0]``); a 400 for a ``model`` that is not a
     string, a 404 for one this server does not serve."""

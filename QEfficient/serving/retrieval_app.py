@@ -30,10 +30,14 @@ from fastapi import FastAPI
 
 from QEfficient.export.graph_names import ATTENTION_MASK
 from QEfficient.generation.late_interaction import maxsim
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, served_model_names, single_model_routes
+from QEfficient.serving.app import (
+    DEFAULT_MAX_BODY_BYTES,
+    openai_app_basics,
+    single_model_routes,
+)
 from QEfficient.serving.classify_media_app import IMAGES, media_parts, part_url
 from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
-from QEfficient.serving.protocol import APIError
+from QEfficient.serving.protocol import APIError, artifact_model_names, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import score_field_names
 from QEfficient.serving.vision_language import MAX_IMAGES_PER_REQUEST, read_images
@@ -115,7 +119,7 @@ def create_retrieval_app(
     processing = threading.Lock()  # the processor's tokenizer changes its padding settings as it runs: one call at a time
     readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-images")  # image fetches: off the session's turn
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     def query_inputs(texts: list[str]) -> list:
         """Each query as the processor writes it, on its own (no padding to the longest)."""
@@ -218,7 +222,7 @@ def open_retrieval_app(
     processor = retrieval_processor(model.local_model_dir, model_name)
     max_len = _query_limit(model, ctx_len)  # (a --ctx_len past its positions refused before compiling)
     model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    return _served(model, processor, [model_name], max_len, api_key, max_body_bytes, max_pages)
+    return _served(model, processor, served_model_names(model.model_name, [model_name]), max_len, api_key, max_body_bytes, max_pages)
 
 
 def open_compiled_retrieval_app(
@@ -239,7 +243,8 @@ def open_compiled_retrieval_app(
 
     model = QEFFAutoModelForRetrieval.from_artifact(qpc_path, num_cores, vision_qpc_path)
     processor = retrieval_processor(model.local_model_dir, str(qpc_path))
-    return _served(model, processor, list(served_names), _query_limit(model, ctx_len), api_key, max_body_bytes, max_pages)
+    names, max_len = artifact_model_names(model.model_name, served_names), _query_limit(model, ctx_len)
+    return _served(model, processor, names, max_len, api_key, max_body_bytes, max_pages)
 
 
 def retrieval_processor(folder, name: str) -> ProcessorMixin:
@@ -258,10 +263,11 @@ def _query_limit(model, ctx_len: int | None) -> int:
     return served_length(positions, ctx_len, model.model_name, "language model's positions")
 
 
-def _served(model, processor, served_names: list[str], max_len: int, api_key, max_body_bytes, max_pages) -> tuple[FastAPI, NoRunner]:
-    """The app over a compiled retriever and its processor, for queries of up to ``max_len`` tokens."""
+def _served(model, processor, names: list[str], max_len: int, api_key, max_body_bytes, max_pages) -> tuple[FastAPI, NoRunner]:
+    """The app over a compiled retriever and its processor (``names``: the model id first), for queries of up to
+    ``max_len`` tokens."""
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     limits |= {"max_pages": max_pages} if max_pages else {}
-    app = create_retrieval_app(model, processor, model.model_name, max_len, served_names=served_names, api_key=api_key, **limits)
+    app = create_retrieval_app(model, processor, names[0], max_len, served_names=names[1:], api_key=api_key, **limits)
     app.state.qpc_path = model.qpc_paths["text_qpc_path"]
     return app, NoRunner()

@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.runtime.tokenizer import RuntimeTokenizer
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import (
     Truncation,
     encoding_format,
@@ -50,7 +50,7 @@ from QEfficient.serving.embed_fields import (
 )
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
-from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
+from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.score_template import ScoreTemplate, check_template_fields, saved_score_template
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
@@ -241,7 +241,7 @@ def create_scores_app(
     # vLLM's /tokenize and /detokenize with this model's tokenizer (prompts; chats where it has a template)
     parser = RequestParser(tokenizer, names, max_len, vocab_size, 1)
     add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     def check_model(body: dict) -> str:
         parser.check_model(body)
@@ -453,7 +453,7 @@ def open_scores_app(
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     if getattr(tokenizer, "backend_tokenizer", None) is not None:  # truncating copies of its backend, not its shared state
         tokenizer = RuntimeTokenizer.from_hf(tokenizer)  # (as a server on the artifact tokenizes)
-    limit = served_input_limit(model.local_model_dir, model.config, tokenizer, ctx_len)
+    limit = served_input_limit(model.local_model_dir, model.config, tokenizer, ctx_len, model_name)
     template = saved_score_template(model.local_model_dir, tokenizer)  # a CrossEncoder that scores chat messages (vLLM's)
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_scores_app(

@@ -24,9 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, served_model_names, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.choices import TokenText, completion_logprobs
-from QEfficient.serving.protocol import MAX_COMPLETION_LOGPROBS, APIError, number, parse_json, streaming_options
+from QEfficient.serving.protocol import MAX_COMPLETION_LOGPROBS, APIError, number, parse_json, served_model_names, streaming_options
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.stop_strings import StopStream, cut_at_stop, requested_stops
 from QEfficient.serving.vllm_fields import is_off
@@ -166,7 +166,7 @@ def create_seq2seq_app(
         raise ValueError(f"'{model_id}' reads prompts and writes answers in two vocabularies (two tokenizers): it is not served here.")
     max_input = model.max_input_positions()
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     @app.post("/v1/chat/completions")
     async def chat(_: Request):

@@ -22,11 +22,12 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
-from QEfficient.serving.protocol import APIError
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.worker_stream import TextPieces, transcription_events, worker_items
 from QEfficient.utils.audio import decode_wav
+from QEfficient.utils.checks import served_length
 
 DEFAULT_MAX_AUDIO_BYTES = 64 * 1024 * 1024  # 30 min of 16 kHz 16-bit mono
 _FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
@@ -145,7 +146,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
     lock = asyncio.Lock()  # one transcription at a time: the sessions are not shared between threads
     openai_app_basics(app, api_key)
 
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
@@ -237,15 +238,15 @@ def form_flag(fields: dict[str, str], name: str) -> bool:
 
 
 def open_speech_app(
-    model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None, hf_overrides: dict | None = None
+    model_name: str, ctx_len: int | None, num_cores: int, api_key: str | None, max_body_bytes: int | None, hf_overrides: dict | None = None
 ):
-    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions and /v1/audio/translations; its config changed by
-    ``hf_overrides``."""
+    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions and /v1/audio/translations, its decoder compiled for
+    ``ctx_len`` tokens (None: the default, within its positions); its config changed by ``hf_overrides``."""
     from QEfficient import QEFFAutoModelForSpeechSeq2Seq
     from QEfficient.utils.tokenizer import load_hf_processor
 
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(model_name, hf_overrides=hf_overrides or None)
-    model.compile(ctx_len=min(ctx_len, model.config.max_target_positions), num_cores=num_cores)
+    model.compile(ctx_len=served_length(model.config.max_target_positions, ctx_len, model_name, "decoder's positions"), num_cores=num_cores)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     app = create_speech_app(
         model, load_hf_processor(model.local_model_dir), model.model_name, served_names=[model_name], api_key=api_key, **limits

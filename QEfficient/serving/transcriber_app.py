@@ -37,12 +37,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from QEfficient.generation.ctc_windows import WINDOW_SECONDS
-from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
-from QEfficient.serving.protocol import APIError
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.speech_app import form_flag, read_form, subtitles, timestamp_granularities
 from QEfficient.serving.worker_stream import RowsStreamer, TextPieces, transcription_events, worker_items
 from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
+from QEfficient.utils.checks import served_length
 
 MAX_SECONDS = WINDOW_SECONDS  # a CTC model's compiled length: its one pass, or its windows
 # a transducer's encoder takes any length in one pass, as transformers runs it; its attention's memory grows with the
@@ -187,7 +188,7 @@ def create_transcriber_app(
     lock = asyncio.Lock()  # one transcription at a time: the cores are shared anyway
     formats = ("json", "text") if untimed else ("json", "text", *_TIMED)
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     def features(audio, language: str | None):
         """A transducer's processor output for one recording (in ``language``, for a prompted one)."""
@@ -350,7 +351,7 @@ def open_transcriber_app(
     api_key: str | None,
     max_body_bytes: int | None,
     hf_overrides=None,
-    ctx_len: int = 128,
+    ctx_len: int | None = 128,
 ) -> tuple[FastAPI, NoRunner]:
     """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows), a transducer's
     (Parakeet's, Nemotron ASR's: its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text, SpeechT5, ...: its
@@ -374,7 +375,7 @@ def open_transcriber_app(
     # take any length
     length = {"seq_len": model.window_samples(processor) or MAX_SECONDS * rate} if ctc else {}
     if encoder_decoder:
-        length = {"ctx_len": min(ctx_len, model.decoder_positions())}
+        length = {"ctx_len": served_length(model.decoder_positions(), ctx_len, model_name, "decoder's positions")}
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_transcriber_app(
         model, processor, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes, kind=kind

@@ -21,8 +21,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from QEfficient.serving.app import openai_app_basics, read_limited_body, served_model_names, single_model_routes
-from QEfficient.serving.protocol import APIError, parse_json, served_model
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, artifact_model_names, parse_json, served_model, served_model_names
 from QEfficient.serving.runner import NoRunner
 
 MAX_INPUT_CHARS = 4096  # OpenAI's limit on ``input``
@@ -102,7 +102,7 @@ def create_tts_app(model, tokenizer, model_id: str, *, served_names=None, api_ke
     base_rate = float(model.hf_model.speaking_rate)
     lock = asyncio.Lock()  # one request at a time: the cores are shared anyway
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request):
@@ -151,7 +151,7 @@ def open_tts_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: s
     model = QEFFAutoModelForTextToWaveform.from_pretrained(model_name)
     tokenizer = tts_tokenizer(model.local_model_dir, model_name)
     model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    return _served(model, tokenizer, [model_name], api_key, max_body_bytes)
+    return _served(model, tokenizer, served_model_names(model.model_name, [model_name]), api_key, max_body_bytes)
 
 
 def open_compiled_tts_app(qpc_path, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
@@ -160,7 +160,8 @@ def open_compiled_tts_app(qpc_path, served_names, num_cores: int, api_key: str |
     from QEfficient import QEFFAutoModelForTextToWaveform
 
     model = QEFFAutoModelForTextToWaveform.from_artifact(qpc_path, num_cores)
-    return _served(model, tts_tokenizer(model.local_model_dir, str(qpc_path)), list(served_names), api_key, max_body_bytes)
+    names = artifact_model_names(model.model_name, served_names)
+    return _served(model, tts_tokenizer(model.local_model_dir, str(qpc_path)), names, api_key, max_body_bytes)
 
 
 def tts_tokenizer(folder, name: str):
@@ -183,8 +184,8 @@ def tts_tokenizer(folder, name: str):
     return tokenizer
 
 
-def _served(model, tokenizer, served_names: list[str], api_key, max_body_bytes):
+def _served(model, tokenizer, names: list[str], api_key, max_body_bytes):
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    app = create_tts_app(model, tokenizer, model.model_name, served_names=served_names, api_key=api_key, **limits)
+    app = create_tts_app(model, tokenizer, names[0], served_names=names[1:], api_key=api_key, **limits)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

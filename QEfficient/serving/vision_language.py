@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from QEfficient.serving.protocol import APIError
+from QEfficient.serving.protocol import APIError, artifact_model_names, served_model_names
 
 # A request body carries its images in base64; 4 MiB (the text server's limit) is one phone photo.
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -337,9 +337,10 @@ def compile_vision_language(model_name: str, compile_options: dict, hf_overrides
     )
     _processor(model, chat_template)
     paths = model.compile(**_compile_kwargs(compile_options))
-    artifact = vision_language_artifact(str(paths["lang_qpc_path"]), (model_name,), compile_options["num_cores"], None)
+    artifact = vision_language_artifact(str(paths["lang_qpc_path"]), (), compile_options["num_cores"], None)
     limits = {**artifact.vision_language, "max_num_images": compile_options.get("max_num_images")}
-    return replace(artifact, vision_language=limits, chat_template=chat_template)
+    names = tuple(served_model_names(artifact.model_id, [model_name])[1:])  # the folder's path or hub id: accepted, not the id
+    return replace(artifact, vision_language=limits, chat_template=chat_template, served_names=names)
 
 
 def open_vision_language_app(
@@ -389,12 +390,13 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
         )
     if prompt_lookup_num_tokens is not None:
         raise ValueError("A vision-language model is served without speculative decoding; leave --prompt_lookup_num_tokens out.")
-    params, model_id = qconfig["compile_params"], qconfig.get("model_name") or Path(qpc_path).name
+    params = qconfig["compile_params"]
+    names = artifact_model_names(qconfig.get("model_name") or Path(qpc_path).name, served_names)  # --model_name: its id
     return ServingArtifact(
         qpc_path=str(qpc_path),
         tokenizer_dir=str(Path(qpc_path) / MODEL_FILES_SUBDIR),
-        model_id=model_id,
-        served_names=tuple(n for n in served_names if n and n != model_id),
+        model_id=names[0],
+        served_names=tuple(names[1:]),
         eos_token_ids=(),  # the engine reads them from the artifact's generation config
         prefill_seq_len=params["prefill_seq_len"],
         ctx_len=params["ctx_len"],
@@ -421,9 +423,9 @@ def open_vision_language_artifact_app(
     if given is not None and slots is not None and given > slots:
         raise ValueError(f"--max_num_images {given}: this artifact keeps {slots} image slots per sequence (compile's max_num_images).")
     limits = (artifact.ctx_len, given or slots)
-    served = list(artifact.served_names)
+    names = [artifact.model_id, *artifact.served_names]
     parsers = (artifact.tool_call_parser, artifact.reasoning_parser)
-    return _app(model, processor, limits, served, max_queue, api_key, max_body_bytes, parsers)
+    return _app(model, processor, limits, names, max_queue, api_key, max_body_bytes, parsers)
 
 
 def _processor(model, chat_template: str | None):
@@ -437,11 +439,10 @@ def _processor(model, chat_template: str | None):
     return processor
 
 
-def _app(
-    model, processor, limits: tuple[int, int | None], served_names: list[str], max_queue, api_key, max_body_bytes, parsers=(None, None)
-):
+def _app(model, processor, limits: tuple[int, int | None], names: list[str], max_queue, api_key, max_body_bytes, parsers=(None, None)):
     """The engine over ``model``'s compiled graphs on its thread, and the OpenAI app; ``limits``: (ctx_len, the most
-    images per request as compiled, None for the default); ``parsers``: (tool-call parser, reasoning parser)."""
+    images per request as compiled, None for the default); ``names``: the model id first, then its other names;
+    ``parsers``: (tool-call parser, reasoning parser)."""
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
@@ -452,9 +453,9 @@ def _app(
     app = create_app(
         runner,
         processor.tokenizer,
-        model.model_name,
+        names[0],
         ctx_len,
-        served_names=served_names,
+        served_names=names[1:],
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         images=ImagePrompts(model, processor, engine.prefiller, max_images),

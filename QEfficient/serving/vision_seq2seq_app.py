@@ -24,9 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, served_model_names, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
 from QEfficient.serving.choices import TokenText, chat_logprobs
-from QEfficient.serving.protocol import APIError, chat_top_logprobs, streaming_options
+from QEfficient.serving.protocol import APIError, chat_top_logprobs, served_model_names, streaming_options
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.seq2seq_app import (
     MAX_PROMPTS,
@@ -90,7 +90,7 @@ def create_vision_seq2seq_app(
     rules = Seq2SeqRules.from_generation_config(model.generation_config, model.config)  # the tokens generate() uses
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
-    single_model_routes(app, names, lock.locked)
+    single_model_routes(app, model_id, lock.locked)
 
     @app.post("/v1/completions")
     async def completions(_: Request):
