@@ -367,7 +367,7 @@ def test_server_transcribes_and_streams(speech_models, tmp_path):
     with torch.no_grad():
         ids = hf.generate(**inputs, do_sample=False, num_beams=1, max_length=int(3 * 6.5))[0]
     expected = processor.tokenizer.decode(ids, skip_special_tokens=True)
-    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", "100"]))
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", "64"]))
     with serve_on_loopback(app, log_level="critical") as url:
         answer = transcribe(url, wav(clip))
         assert answer.status_code == 200, answer.text

@@ -34,6 +34,7 @@ from QEfficient.models.sentence_transformers import (
     SERVING_CONFIG,
     EmbeddingHead,
     check_sentence_transformers_folder,
+    input_limits,
     l2_normalized,
     sentence_transformers_normalizes,
 )
@@ -159,8 +160,20 @@ def check_input_limit(qpc_path, qconfig: dict, ctx_len: int | None) -> None:
         reads = "text to speak" if speaks(qconfig) else "images or audio"
         raise ValueError(f"'{qpc_path}' reads {reads} as compiled: --ctx_len does not apply.")
     compiled = qconfig.get("compile_params", {}).get("seq_len")
-    if compiled and not serves_pages(qconfig):
+    if embeds_texts_and_images(qconfig):
         served_length(int(max(compiled) if isinstance(compiled, list) else compiled), ctx_len, str(qpc_path), "compiled length")
+    elif compiled and not serves_pages(qconfig) and (Path(qpc_path) / MODEL_FILES_SUBDIR / SERVING_CONFIG).is_file():
+        artifact_input_limit(qpc_path, qconfig, ctx_len)
+
+
+def artifact_input_limit(qpc_path, qconfig: dict, ctx_len: int | None, config=None, tokenizer=None) -> int:
+    """The longest input an encoder's artifact serves: ``ctx_len`` (None: all it takes) within its compiled length and
+    the model's limits (models/sentence_transformers.input_limits); one given past them is refused, naming the limit."""
+    folder = Path(qpc_path) / MODEL_FILES_SUBDIR
+    config, tokenizer = config or serving_config(qpc_path), tokenizer or load_tokenizer(qpc_path)
+    limits = {"compiled length": int(max(qconfig["compile_params"]["seq_len"])), **input_limits(folder, config, tokenizer)}
+    binding = min(limits, key=limits.get)
+    return served_length(limits[binding], ctx_len or limits[binding], str(qpc_path), binding)
 
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
@@ -353,7 +366,6 @@ def open_compiled_encoder_app(
     ctx_len) (``task``
     "embed" or "score" must be the artifact's: "embed" for a ColBERT's, a SPLADE model's and a page retriever's;
     "token_embed" or "token_classify" for a BGE-M3's)."""
-    from QEfficient.models.sentence_transformers import max_input_tokens
     from QEfficient.serving.embeddings_app import create_embeddings_app
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
@@ -402,8 +414,7 @@ def open_compiled_encoder_app(
     names = artifact_model_names(model.model_name, served_names)  # --model_name: the model's id, as vLLM's --served-model-name
     model.model_name = names[0]
     options = {"served_names": names[1:], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
-    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
-    limit = served_length(limit, ctx_len or limit, str(qpc_path), "compiled length")  # --ctx_len: a lower limit, if given
+    limit = artifact_input_limit(qpc_path, model.qconfig, ctx_len, model.config, model.tokenizer)  # --ctx_len: a lower one
     if model.qconfig.get("own_heads") == "BGE-M3":  # its token tasks, as vLLM's BgeM3EmbeddingModel (bge_m3_app.py)
         from QEfficient.serving.bge_m3_app import create_compiled_bge_m3_app
         from QEfficient.serving.tasks import BGE_M3_TASKS

@@ -351,7 +351,7 @@ def open_transcriber_app(
     api_key: str | None,
     max_body_bytes: int | None,
     hf_overrides=None,
-    ctx_len: int | None = 128,
+    ctx_len: int | None = None,
 ) -> tuple[FastAPI, NoRunner]:
     """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows), a transducer's
     (Parakeet's, Nemotron ASR's: its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text, SpeechT5, ...: its
