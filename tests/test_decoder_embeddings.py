@@ -203,7 +203,7 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
 
 
 def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
-    app, runner = build_from_args(parse_args(["--model_name", str(qwen3_embedding), "--ctx_len", "64", "--num_cores", "1"]))
+    app, runner = build_from_args(parse_args(["--model_name", str(qwen3_embedding), "--ctx_len", "48", "--num_cores", "1"]))
     try:
         with serve_on_loopback(app, log_level="critical") as url:
             r = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS, "dimensions": 24}, timeout=120)
@@ -221,7 +221,7 @@ def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
     # as a Matryoshka model (vLLM's --hf_overrides): 'dimensions' asks for the vectors' first ones, normalized after the cut
     short = torch.nn.functional.normalize(torch.as_tensor(expected[:, :8]), dim=1).numpy()
     for overrides in ({"matryoshka_dimensions": [8, 16]}, {"is_matryoshka": True}):
-        args = ["--model_name", str(qwen3_embedding), "--ctx_len", "64", "--num_cores", "1", "--hf_overrides", json.dumps(overrides)]
+        args = ["--model_name", str(qwen3_embedding), "--ctx_len", "48", "--num_cores", "1", "--hf_overrides", json.dumps(overrides)]
         app, runner = build_from_args(parse_args(args))
         try:
             with serve_on_loopback(app, log_level="critical") as url:
@@ -247,7 +247,7 @@ def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
 
 def served_embeddings(args: list[str]) -> np.ndarray:
     """The server's embeddings of TEXTS, started with ``args``."""
-    app, runner = build_from_args(parse_args([*args, "--ctx_len", "64", "--num_cores", "1"]))
+    app, runner = build_from_args(parse_args([*args, "--ctx_len", "48", "--num_cores", "1"]))
     try:
         with serve_on_loopback(app, log_level="critical") as url:
             r = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS}, timeout=120)
@@ -289,7 +289,7 @@ def test_chats_are_embedded_through_the_chat_template(qwen3_embedding, tmp_path)
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(folder)
     chats = [[{"role": "user", "content": TEXTS[0]}], [{"role": "user", "content": TEXTS[2]}, {"role": "assistant", "content": "ok"}]]
-    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64", "--num_cores", "1"]))
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "48", "--num_cores", "1"]))
 
     def post(body: dict) -> httpx.Response:
         return loopback_http.post(f"{url}/v1/embeddings", json=body, timeout=120)
@@ -333,7 +333,7 @@ def test_pooler_config_fields_are_checked_where_they_do_not_apply(decoder_dir, q
         with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as err:
             parse_args(["--model_name", "x", "--pooler_config", json.dumps(config)])
         assert words in err.getvalue(), err.getvalue()
-    llama, args = str(tiny_model_dir("llama")), ["--num_cores", "1", "--ctx_len", "64"]
+    llama, args = str(tiny_model_dir("llama")), ["--num_cores", "1", "--ctx_len", "48"]
     for model, config, words in (
         (llama, {"use_activation": False}, "use_activation set an embedding model's vectors"),  # served for generation
         (
