@@ -55,6 +55,32 @@ def test_infer_then_execute(tiny_model_dir, qeff_home):
     assert "Completion :" in res.stdout
 
 
+def test_no_stream_prompt_files_and_paths_as_users_give_them(tiny_model_dir, home, tmp_path, capsys, monkeypatch):
+    """--no_stream prints each completion once all are done; a prompts file with a byte-order mark (Notepad's) reads as
+    without; '~' in --qpc_path and --prompts_txt_file_path is the home folder; bad prompts fail before any export."""
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.cloud import execute, infer
+    from QEfficient.generation.text_generation import PromptTooLongError
+
+    folder = tiny_model_dir("llama")
+    with pytest.raises(PromptTooLongError, match="Prompt 1 has"):  # before the model is loaded and exported
+        infer.main(model_name=str(folder), prompt=["hi", "word " * 40], prompt_len=8, ctx_len=16, num_cores=1)
+    assert not list(home.rglob("*.onnx"))
+    qpc = QEFFAutoModelForCausalLM.from_pretrained(folder).compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
+    execute.main(["--qpc_path", str(qpc), "--prompt", "My name is|The sun", "--generation_len", "3", "--no_stream"])
+    out = capsys.readouterr().out
+    assert "Prompt : My name is\nCompletion :" in out and "Prompt : The sun\nCompletion :" in out
+    (tmp_path / "plain.txt").write_text("My name is\n")
+    (tmp_path / "bom.txt").write_bytes("\ufeffMy name is\n".encode())
+    monkeypatch.setenv("HOME", str(Path(qpc).parent))
+    completions = []
+    for name in ("plain.txt", "bom.txt"):
+        args = ["--qpc_path", f"~/{Path(qpc).name}", "--prompts_txt_file_path", str(tmp_path / name), "--generation_len", "4"]
+        execute.main([*args, "--no_stream"])
+        completions.append(capsys.readouterr().out.split("Completion :")[-1])
+    assert completions[0] == completions[1]
+
+
 def test_export_cli_prints_the_onnx_path(tiny_model_dir, qeff_home):
     res = run("QEfficient.cloud.export", "--model-name", str(tiny_model_dir("gpt2")), home=qeff_home)
     assert res.returncode == 0, res.stderr

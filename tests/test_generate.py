@@ -138,7 +138,7 @@ def test_prompt_longer_than_context_is_a_clear_error(llama):
     assert isinstance(PromptTooLongError("x"), ValueError)
 
 
-def test_every_prompt_is_checked_before_the_first_is_generated(llama, capsys, caplog):
+def test_every_prompt_is_checked_before_the_first_is_generated(llama, capsys):
     """A bad prompt last in the list fails before any output (no work lost to it); generation_len beyond
     what ctx_len leaves is capped with a warning, as QEfficient does."""
     folder, tokenizer, _ = llama
@@ -149,10 +149,29 @@ def test_every_prompt_is_checked_before_the_first_is_generated(llama, capsys, ca
     with pytest.raises(TypeError, match="Prompt 1 is a bytes, not a string"):
         model.generate(tokenizer, ["hi", b"hello"], stream=True)
     assert "Prompt :" not in capsys.readouterr().out
-    with caplog.at_level("WARNING", logger="QEfficient.generation.text_generation"):
+    with pytest.warns(UserWarning, match="generation_len=100 is more than ctx_len=16 leaves"):  # shown: a warning, not a log line
         info = model.generate(tokenizer, [token_prompt(tokenizer, 10)], generation_len=100, stream=False)
-    assert "generation_len=100 is more than ctx_len=16 leaves" in caplog.text
     assert info.generated_ids[0].shape[-1] <= 7
+
+
+def test_what_generate_changes_or_ignores_is_said(llama, tmp_path):
+    """transformers' keyword for the output length is named with ours; the caller's tokenizer set to pad on the right and
+    prompts given with a prompts file are warned of, as QEfficient warns of them."""
+    folder, _, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+    with pytest.raises(
+        TypeError, match=r"generate\(\) \(cloud_ai_100_exec_kv\) got .*\['max_new_tokens'\] \(max_new_tokens: use generation_len=N\)"
+    ):
+        model.generate(tokenizer, ["hi"], max_new_tokens=3, stream=False)
+    with pytest.warns(UserWarning, match="Generation set the tokenizer's padding_side='right'"):
+        model.generate(tokenizer, ["hi"], generation_len=2, stream=False)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("hello\n")
+    with pytest.warns(UserWarning, match="Both prompts and prompts_txt_file_path were given: the file's prompts are used"):
+        info = model.generate(tokenizer, ["zzz"], prompts_txt_file_path=str(prompts), generation_len=2, stream=False)
+    assert info.prompts == ["hello"]
 
 
 def test_a_checkpoint_that_asks_for_beams_is_named(llama):
@@ -227,6 +246,13 @@ def test_missing_path():
         QEFFAutoModelForCausalLM.from_pretrained("/no/such/model")
     with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache"):
         QEFFAutoModelForCausalLM.from_pretrained("nobody/no-such-model")
+
+
+def test_a_damaged_gguf_file_is_named_so(tmp_path):
+    """Not as a folder without config.json."""
+    (tmp_path / "cut.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 7)
+    with pytest.raises(ModelNotFoundError, match=r"cut.gguf' as a GGUF model: .* The file may be cut short or damaged"):
+        QEFFAutoModelForCausalLM.from_pretrained(tmp_path / "cut.gguf")
 
 
 def test_not_a_causal_lm(tmp_path):

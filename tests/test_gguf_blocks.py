@@ -225,6 +225,19 @@ def test_graph_not_from_this_file_is_refused(tmp_path):
         apply_gguf_blocks(model, GGUFTensors(tmp_path / "m.gguf"))
 
 
+def test_a_float_file_is_named_as_such(tmp_path):
+    """A GGUF file of float weights has nothing to keep quantized: the error says so, not that the model came from elsewhere."""
+    write_gguf(tmp_path / "f.gguf", {"t": (np.ones((8, 64), np.float32), QType.F32)})
+    model = graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        {"w": np.ones((64, 8), np.float32)},
+    )
+    with pytest.raises(GGUFWeightsError, match=r"f.gguf' holds no quantized 2-D tensor .*: compile it without gguf_weights"):
+        apply_gguf_blocks(model, GGUFTensors(tmp_path / "f.gguf"))
+
+
 def test_compile_gguf_weights_needs_a_gguf_model(tiny_model_dir):
     from QEfficient import QEFFAutoModelForCausalLM
 

@@ -176,12 +176,16 @@ def test_peft_model_from_adapter_folder_switches_without_export(llama):
         with pytest.raises(NotImplementedError, match="not supported currently"):
             model.generate(**tokenizer(PROMPTS[:1], return_tensors="pt"), generation_config=GenerationConfig(max_new_tokens=GEN, **asked))
     onnx, qpc = model.onnx_path, model.qpc_path
-    with pytest.raises(ValueError, match="targets"):  # gate/up/down: the compiled graph has q/v tables only
+    with pytest.warns(UserWarning, match="targets"):  # gate/up/down: the compiled graph has q/v tables only
         model.load_adapter(adapters["mlp"], "mlp")
-    # same target modules, larger rank than compiled: refused with the compile call that takes it
+    with pytest.raises(TypeError, match=r"Call compile\(\) again before generate\(\) \(or unload_adapter\(\) it\)"):
+        tokens()
+    assert model.unload_adapter("mlp") and model.qpc_path == qpc  # the compiled artifact takes the others again
+    # same target modules, larger rank than compiled: likewise
     other = make_adapter(base, adapters["qv"].parent / "qv8", 9, r=8, lora_alpha=8, target_modules=["q_proj", "v_proj"])
-    with pytest.raises(ValueError, match=r"max_lora_rank=4.*compile\(max_lora_rank=8"):
+    with pytest.warns(UserWarning, match=r"rank 8, more than the compiled max_lora_rank=4"):
         model.load_adapter(other, "qv8")
+    assert model.unload_adapter("qv8") and model.qpc_path == qpc
     small = make_adapter(base, adapters["qv"].parent / "qv2", 7, r=2, lora_alpha=3, target_modules=["v_proj"])
     model.load_adapter(small, "qv2")
     model.set_adapter("qv2")
@@ -245,6 +249,27 @@ def test_bad_input_gets_clear_errors(llama, llama_static, tmp_path, monkeypatch)
     monkeypatch.setitem(__import__("sys").modules, "peft", None)
     with pytest.raises(MissingExtraError, match=r'pip install "QEfficient\[lora\]"'):
         QEffAutoLoraModelForCausalLM.from_pretrained(base)
+
+
+def test_an_adapter_the_artifact_cannot_take_waits_for_compile(llama):
+    """Loaded after compile(), an adapter of another target module is kept, with a warning: generate() asks for compile()
+    again, which exports the graph for the new set; a name loaded twice keeps the first, saying so; beams refuse LoRA."""
+    base, adapters, reference = llama
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = QEffAutoLoraModelForCausalLM.from_pretrained(base)
+    model.load_adapter(adapters["qv"], "qv")
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    with pytest.warns(UserWarning, match=r"Adapter 'mlp' targets \['down_proj', 'gate_proj', 'up_proj'\], which .* compile\(\) again"):
+        model.load_adapter(adapters["mlp"], "mlp")
+    with pytest.raises(TypeError, match=r"Adapter 'mlp' targets .* Call compile\(\) again before generate\(\)"):
+        model.generate(tokenizer, PROMPTS[:2], prompt_to_adapter_mapping=["qv", "mlp"], stream=False)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    info = model.generate(tokenizer, PROMPTS[:2], prompt_to_adapter_mapping=["qv", "mlp"], generation_len=GEN, stream=False)
+    check_rows(info, tokenizer, ["qv", "mlp"], reference)
+    with pytest.warns(UserWarning, match="Adapter 'qv' is already loaded; unload_adapter"):
+        assert model.load_adapter(adapters["attn"], "qv") == 1
+    with pytest.raises(NotImplementedError, match="Beam search does not run LoRA adapters"):
+        model.generate(tokenizer, PROMPTS[:2], num_beams=2, stream=False)
 
 
 def test_server_serves_each_adapter_as_a_model(llama):

@@ -42,6 +42,22 @@ def test_seed_makes_sampling_reproducible(compiled):
     assert a == b and a != c
 
 
+def test_a_seeded_call_samples_each_prompt_apart(tiny_model_dir):
+    """One seed for a call: the same prompt four times gives different samples (as the rows of one batch do), and the
+    same ones on every run, in continuous batching and at batch size 1 as in a batch."""
+    folder = tiny_model_dir("llama")
+    tok = AutoTokenizer.from_pretrained(folder)
+    kwargs = dict(generation_len=12, stream=False, do_sample=True, temperature=1.0, seed=3)
+    for model, options in (
+        (QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True), {"full_batch_size": 2}),
+        (QEFFAutoModelForCausalLM.from_pretrained(folder), {"batch_size": 1}),
+    ):
+        model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1, **options)
+        first = [np.asarray(r).tolist() for r in model.generate(tok, ["My name is"] * 4, **kwargs).generated_ids]
+        again = [np.asarray(r).tolist() for r in model.generate(tok, ["My name is"] * 4, **kwargs).generated_ids]
+        assert first == again and len({str(r) for r in first}) > 1, options
+
+
 def test_repetition_penalty_matches_transformers(compiled):
     model, tok, hf = compiled
     info = model.generate(tok, PROMPTS, generation_len=16, stream=False, repetition_penalty=1.5)
@@ -74,6 +90,10 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
         {"presence_penalty": float("inf")},
         {"temperature": "0.7"},
         {"top_k": True},
+        {"seed": -1},  # (numpy's own errors before)
+        {"seed": 1.5},
+        {"seed": True},
+        {"do_sample": "yes"},
     ],
 )
 def test_bad_sampling_arguments(kwargs):

@@ -493,10 +493,12 @@ def test_a_chat_answer_defaults_to_what_the_context_leaves(server):
     messages = [{"role": "user", "content": "My name is"}]
     body = post(url, "chat/completions", {"messages": messages, "temperature": 0}).json()
     prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    expected = hf_greedy(hf, tok, prompt, 96 + 1 - body["usage"]["prompt_tokens"])  # the server's ctx_len is 96
+    expected = hf_greedy(hf, tok, prompt, 96 - body["usage"]["prompt_tokens"])  # the server's ctx_len is 96: prompt and answer
     assert body["choices"][0]["message"]["content"] == tok.decode(expected, skip_special_tokens=True)
-    assert body["usage"]["completion_tokens"] == len(expected)
-    assert body["choices"][0]["finish_reason"] == ("length" if len(expected) == 97 - body["usage"]["prompt_tokens"] else "stop")
+    assert body["usage"]["completion_tokens"] == len(expected) and body["usage"]["total_tokens"] <= 96  # (vLLM's max_model_len)
+    assert body["choices"][0]["finish_reason"] == ("length" if len(expected) == 96 - body["usage"]["prompt_tokens"] else "stop")
+    r = post(url, "completions", {"prompt": PROMPTS[0], "max_tokens": 96})  # the prompt and max_tokens past the context
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded", r.text
     assert post(url, "completions", {"prompt": PROMPTS[0], "temperature": 0}).json()["usage"]["completion_tokens"] <= 16
     r = post(url, "chat/completions", {"messages": messages, "min_tokens": 96})  # more than the context leaves
     assert r.status_code == 400 and r.json()["error"]["param"] == "min_tokens", r.text

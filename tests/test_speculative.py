@@ -137,6 +137,16 @@ def test_speculative_errors(tiny_model_dir):
         target.generate(tokenizer, PROMPTS[:1], stream=False, prompt_lookup_num_tokens=2, temperature=0.7)
     with pytest.raises(ValueError, match="batch size"):
         target.generate(tokenizer, PROMPTS[:1], stream=False, assistant_model=compiled(folder, batch_size=2))
+    for given, message in (  # refused, not replaced by a default
+        ({"assistant_model": plain, "num_assistant_tokens": 0}, "num_assistant_tokens must be a positive integer, got 0"),
+        ({"prompt_lookup_num_tokens": 2, "max_matching_ngram_size": 0}, "max_matching_ngram_size must be a positive integer"),
+        ({"prompt_lookup_num_tokens": 2, "max_matching_ngram_size": 1, "min_matching_ngram_size": 3}, "min_matching_ngram_size=3 is more"),
+        ({"assistant_model": str(folder)}, "assistant_model must be a compiled QEFFAutoModelForCausalLM .* got str"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=message):
+            target.generate(tokenizer, PROMPTS[:1], stream=False, **given)
+    one = target.generate(tokenizer, PROMPTS[:1], generation_len=6, stream=False, prompt_lookup_num_tokens=2, max_matching_ngram_size=1)
+    assert rows(one) == rows(plain.generate(tokenizer, PROMPTS[:1], generation_len=6, stream=False))  # (min follows a max of 1)
     # plain generation on a target artifact is plain greedy
     assert rows(target.generate(tokenizer, PROMPTS[:2], generation_len=10, stream=False)) == rows(
         plain.generate(tokenizer, PROMPTS[:2], generation_len=10, stream=False)

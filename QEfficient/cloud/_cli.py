@@ -22,6 +22,18 @@ def device_group(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected device ids like [0] or [0,1], got '{text}'") from None
 
 
+def print_completions(info) -> None:
+    """--no_stream: each prompt's completions, printed once generation ends (streaming prints them as they come)."""
+    texts, prompts = getattr(info, "generated_texts", None), getattr(info, "prompts", None)
+    if not texts or not prompts:
+        return
+    flat = [text for batch in texts for text in (batch if isinstance(batch, list | tuple) else [batch])]
+    per_prompt = max(1, len(flat) // len(prompts))  # (num_return_sequences rows a prompt)
+    for i, prompt in enumerate(prompts):
+        for text in flat[i * per_prompt : (i + 1) * per_prompt]:
+            print(f"\nPrompt : {prompt}\nCompletion : {text}", flush=True)
+
+
 def cli_warnings() -> None:
     """Warnings printed as one line each on the command line (not with the source line that raised them)."""
     import warnings

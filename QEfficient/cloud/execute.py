@@ -9,7 +9,7 @@ import argparse
 import warnings
 from pathlib import Path
 
-from QEfficient.cloud._cli import add_argument, cli_warnings, device_group, fail, setup_logging
+from QEfficient.cloud._cli import add_argument, cli_warnings, device_group, fail, print_completions, setup_logging
 
 
 def execute(
@@ -42,6 +42,7 @@ def execute(
 
     if qpc_path is None:
         raise TypeError("execute needs qpc_path: the artifact folder that compile() returned.")
+    qpc_path = Path(qpc_path).expanduser()
     if num_cores is not None:
         check_positive(num_cores=num_cores)
     qconfig = read_artifact(Path(qpc_path))
@@ -60,7 +61,7 @@ def execute(
         if not source:
             raise ValueError("the artifact does not record where its tokenizer is; pass --model_name.")
         tokenizer = load_hf_tokenizer(source, cache_dir=cache_dir)
-    return cloud_ai_100_exec_kv(
+    info = cloud_ai_100_exec_kv(
         tokenizer,
         qpc_path,
         prompt=prompt if prompt is not None or prompts_txt_file_path else "My name is",
@@ -70,6 +71,9 @@ def execute(
         stream=stream,
         num_cores=num_cores,
     )
+    if not stream:  # the completions, printed once all are done
+        print_completions(info)
+    return info
 
 
 def build_parser() -> argparse.ArgumentParser:

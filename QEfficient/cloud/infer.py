@@ -19,6 +19,7 @@ from QEfficient.cloud._cli import (
     device_group,
     fail,
     parse_with_extras,
+    print_completions,
     resolve_model_name,
     setup_logging,
     step,
@@ -89,6 +90,16 @@ def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
         raise ValueError("--chat needs a tokenizer with a chat template; this model has none (use --no-chat).")
     turns = [[{"role": "user", "content": p}] for p in prompts]
     return [tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True) for turn in turns]
+
+
+def _check_prompts(tokenizer, prompts: list[str], ctx_len: int, chat: bool) -> None:
+    """What generation refuses in the prompts (empty, too long, --chat without a template), said before the model is
+    loaded, exported and compiled (minutes for a real model)."""
+    from QEfficient.generation.text_generation import tokenize_prompts
+
+    if chat:
+        prompts, tokenizer = apply_chat_template(tokenizer, prompts), ChatTokenizer(tokenizer)
+    tokenize_prompts(tokenizer, prompts, ctx_len)
 
 
 class ChatTokenizer:
@@ -551,8 +562,10 @@ def infer(
     elif vision_language:  # text-only prompts, as HF runs them (no vision tower)
         return run_image_text(model_name, None, prompts, img_size, decoder_compile_options, generation_len, chat)
 
+    chat = chat or (chat is None and use_default)
     if not gguf_file:
         tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
+        _check_prompts(load_hf_tokenizer(model_name, cache_dir), prompts, ctx_len, chat)  # and bad prompts
     from QEfficient import QEFFAutoModelForCausalLM
 
     with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):
@@ -571,9 +584,12 @@ def infer(
     if io_encrypt:  # QEfficient stops after compiling here
         print(qpc_path)
         return None
-    if chat or (chat is None and use_default):
+    if chat:
         prompts, tokenizer = apply_chat_template(tokenizer, prompts), ChatTokenizer(tokenizer)
-    return model.generate(tokenizer, prompts, generation_len=generation_len, stream=stream, **generate_options)
+    info = model.generate(tokenizer, prompts, generation_len=generation_len, stream=stream, **generate_options)
+    if not stream:  # the completions, printed once all are done
+        print_completions(info)
+    return info
 
 
 # compile()'s own parameters: a compiler option with one of these names would be passed twice

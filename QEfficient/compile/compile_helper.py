@@ -114,7 +114,7 @@ def compile(  # noqa: A001 - QEfficient's public name
     docs/performance.md). The KV cache type is fixed by the graph: ``mxint8=True`` needs a graph
     exported with ``mxint8_kv_cache`` (float16 cache); on a float32 graph it warns and keeps float32.
     """
-    onnx_path = Path(onnx_path)
+    onnx_path, qpc_path = Path(onnx_path).expanduser(), Path(qpc_path).expanduser()  # (a quoted '~' too)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; export the model first (QEfficient.export or cloud.export).")
     if full_batch_size and batch_size != 1:

@@ -317,6 +317,11 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
             continue
         entry = (node, tuple(found), concat_rows(parts) if len(parts) > 1 else parts[0])
         (gathers if node.op_type == "Gather" else matmuls[node.input[0]]).append(entry)
+    if not tensors.by_first_row:  # a float file: nothing to keep quantized
+        raise GGUFWeightsError(
+            f"'{tensors.path}' holds no quantized 2-D tensor of a kind run here as blocks ({', '.join(sorted(q.name for q in SUPPORTED))}):"
+            " compile it without gguf_weights (or with mxfp6_matmul=True for 8-bit weights)."
+        )
     if not matmuls and not gathers:
         raise GGUFWeightsError(
             f"No weight of this graph equals a quantized tensor of '{tensors.path}': gguf_weights=True needs the model "

@@ -173,13 +173,15 @@ def read_artifact(artifact_dir: Path) -> dict[str, Any]:
     Raises FileNotFoundError for a path that is not an artifact, CacheEntryDamagedError (naming the
     file) for one that changed since it was built.
     """
-    artifact_dir = Path(artifact_dir)
+    artifact_dir = Path(artifact_dir).expanduser()
     qconfig = artifact_dir / "qconfig.json"
     not_artifact = (
         f"'{artifact_dir}' is not a compiled QEfficient artifact (expected {ARTIFACT_GRAPH}, qconfig.json and "
         "specializations.json). Build one with model.compile(...) or `python -m QEfficient.cloud.infer`."
     )
     if not artifact_dir.is_dir() or not (is_complete(artifact_dir) or qconfig.is_file()):
+        if (artifact_dir / "qpcs" / "qconfig.json").is_file():  # QEfficient.compile's qpc_path: the artifact is its qpcs link
+            raise FileNotFoundError(f"{not_artifact} The artifact QEfficient.compile built there is '{artifact_dir / 'qpcs'}'.")
         raise FileNotFoundError(not_artifact)
     compiled = sorted(p.name for p in artifact_dir.glob("qpc-*") if p.is_dir())
     if not qconfig.is_file() and compiled:  # an export's folder: its artifacts are the qpc-* folders in it

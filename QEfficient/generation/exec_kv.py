@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.lora_generation import LORA_ID, LoraBatchingEngine, LoraTextGeneration, check_tables, is_lora_artifact
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
-from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens
+from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens, seeded_apart
 from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.utils.checks import check_generation_len
@@ -25,13 +26,15 @@ def open_session(qpc_path: str | Path, num_cores: int | None = None) -> KVCacheS
 
 def load_prompts(prompt: list[str] | str | None, prompts_txt_file_path: str | None = None) -> list[str]:
     if prompts_txt_file_path:
-        path = Path(prompts_txt_file_path)
+        if prompt is not None:  # (QEfficient warns too)
+            warnings.warn("Both prompts and prompts_txt_file_path were given: the file's prompts are used.", stacklevel=3)
+        path = Path(prompts_txt_file_path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
                 f"prompts_txt_file_path '{path}' " + ("is a folder, not a file." if path.is_dir() else "does not exist.")
             )
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark, as Notepad writes, is not text)
         except UnicodeDecodeError as err:
             raise ValueError(f"prompts_txt_file_path '{path}' is not UTF-8 text ({err.reason} at byte {err.start}).") from None
         prompts = [line for line in text.splitlines() if line.strip()]
@@ -57,9 +60,15 @@ def right_padding(tokenizer):
         raise TypeError(
             f"generate() takes the model's tokenizer object, got {tokenizer!r}: pass AutoTokenizer.from_pretrained(<the model's folder>)."
         )
-    tokenizer.padding_side = "right"
+    changed = []  # (as QEfficient does, the caller's tokenizer is changed, and a warning says so)
+    if tokenizer.padding_side != "right":
+        tokenizer.padding_side = "right"
+        changed.append("padding_side='right'")
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
+        changed.append(f"pad_token={tokenizer.eos_token!r} (its EOS)")
+    if changed:
+        warnings.warn(f"Generation set the tokenizer's {' and '.join(changed)}: it pads prompts on the right.", stacklevel=3)
     return tokenizer
 
 
@@ -153,7 +162,10 @@ def generate_continuous(
             flush=True,
         )
 
-    requests = [Request(t, generation_len or session.ctx_len, sampling, on_done=show if stream else None) for t in tokens]
+    requests = [
+        Request(t, generation_len or session.ctx_len, seeded_apart(sampling, i), on_done=show if stream else None)
+        for i, t in enumerate(tokens)
+    ]
     for request, lora_id in zip(requests, lora[1] if lora is not None else []):
         request.extra[LORA_ID] = int(lora_id)
     index = {id(r): i for i, r in enumerate(requests)}

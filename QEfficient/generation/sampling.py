@@ -48,6 +48,11 @@ class SamplingParams:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}.")
         if self.min_p is not None and not 0 <= self.min_p <= 1:
             raise ValueError(f"min_p must be in [0, 1], got {self.min_p}.")
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        if self.do_sample is not None and not isinstance(self.do_sample, (bool, np.bool_)):
+            raise ValueError(f"do_sample must be True or False, got {self.do_sample!r}.")
 
     @property
     def plain_greedy(self) -> bool:
@@ -79,6 +84,15 @@ class RowSampling(SamplingParams):
     @property
     def sampling(self) -> bool:
         return any(row.sampling for row in self.rows)
+
+
+def seeded_apart(params: SamplingParams, offset: int) -> SamplingParams:
+    """The parameters of the prompt (or batch) ``offset`` places into one call: a seeded call draws apart for each, as a
+    batch's rows do, and the same on every run (the server's n choices take seed + j likewise); rows' own parameters
+    (RowSampling) are left as they are."""
+    if type(params) is not SamplingParams or params.seed is None or not offset:
+        return params
+    return replace(params, seed=int(params.seed) + offset)
 
 
 def token_chooser(params: SamplingParams, batch_size: int, vocab_size: int, first_row: int = 0) -> TokenChooser | RowChooser:

@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
 
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
-from QEfficient.generation.sampling import SamplingParams, check_rows, token_chooser
+from QEfficient.generation.sampling import SamplingParams, check_rows, seeded_apart, token_chooser
 from QEfficient.runtime.ort_session import KVCacheSession
 from QEfficient.utils.checks import check_generation_len, check_strings
 
 logger = logging.getLogger(__name__)
+
+
+def tokenize_prompts(tokenizer, prompts: list[str], ctx_len: int, vocab: int | None = None, first_index: int = 0) -> list[list[int]]:
+    """Each prompt's token ids, refused (named by its index from ``first_index``) where it is not text, empty, longer
+    than ``ctx_len`` or (``vocab``) past the model's table; infer calls it before the model is loaded too."""
+    check_strings("Prompt", prompts, first_index)
+    token_lists = tokenizer(list(prompts))["input_ids"]
+    for i, tokens in enumerate(token_lists, start=first_index):
+        if not tokens:
+            raise ValueError(f"Prompt {i} is empty after tokenization; give at least one token.")
+        if len(tokens) > ctx_len:
+            raise PromptTooLongError(
+                f"Prompt {i} has {len(tokens)} tokens, which does not fit in ctx_len={ctx_len}. "
+                f"Compile with ctx_len >= {len(tokens)} (plus room for the tokens to generate) or shorten the prompt."
+            )
+        if vocab is not None and max(tokens) >= vocab:  # another model's tokenizer: the graph would read past its table
+            raise ValueError(
+                f"Prompt {i} has the token id {max(tokens)}, outside this model's vocabulary [0, {vocab}): the tokenizer "
+                "is not this model's. Pass the model's own tokenizer (AutoTokenizer.from_pretrained on its folder)."
+            )
+    return token_lists
 
 
 class PromptTooLongError(ValueError):
@@ -56,23 +78,7 @@ class TextGeneration:
 
     def tokenize(self, prompts: list[str], first_index: int = 0) -> list[list[int]]:
         """Token ids of each prompt; errors name a prompt by its index in the caller's list (``first_index`` + i)."""
-        check_strings("Prompt", prompts, first_index)
-        token_lists = self.tokenizer(list(prompts))["input_ids"]
-        for i, tokens in enumerate(token_lists, start=first_index):
-            if not tokens:
-                raise ValueError(f"Prompt {i} is empty after tokenization; give at least one token.")
-            if len(tokens) > self.ctx_len:
-                raise PromptTooLongError(
-                    f"Prompt {i} has {len(tokens)} tokens, which does not fit in ctx_len={self.ctx_len}. "
-                    f"Compile with ctx_len >= {len(tokens)} (plus room for the tokens to generate) or shorten the prompt."
-                )
-            vocab = getattr(self.session, "vocab_size", None)
-            if vocab is not None and max(tokens) >= vocab:  # another model's tokenizer: the graph would read past its table
-                raise ValueError(
-                    f"Prompt {i} has the token id {max(tokens)}, outside this model's vocabulary [0, {vocab}): the tokenizer "
-                    "is not this model's. Pass the model's own tokenizer (AutoTokenizer.from_pretrained on its folder)."
-                )
-        return token_lists
+        return tokenize_prompts(self.tokenizer, prompts, self.ctx_len, getattr(self.session, "vocab_size", None), first_index)
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
         return prefill(self.session.run, token_lists, self.batch_size, self.prefill_seq_len, self.ctx_len, self.pad_id)
@@ -101,7 +107,7 @@ class TextGeneration:
         limit = capacity if generation_len is None else np.minimum(capacity, generation_len)
         out = np.full((self.batch_size, int(limit.max())), self.pad_id, dtype=np.int64)
 
-        choose = token_chooser(self.sampling, self.batch_size, self.session.logits.shape()[-1])
+        choose = token_chooser(seeded_apart(self.sampling, first_index), self.batch_size, self.session.logits.shape()[-1])
         choose.prime(token_lists)
         next_tok = choose(self._prefill(token_lists))
         first_token_time = time.perf_counter()
@@ -151,12 +157,10 @@ class TextGeneration:
         token_lists = self.tokenize(prompts)
         room = self.ctx_len - max(len(t) for t in token_lists) + 1
         if generation_len is not None and generation_len > room:
-            logger.warning(
-                "generation_len=%d is more than ctx_len=%d leaves after the longest prompt (%d tokens): generation stops "
-                "at ctx_len. Compile with a larger ctx_len for longer outputs.",
-                generation_len,
-                self.ctx_len,
-                room,
+            warnings.warn(  # (shown by default: a shorter output than asked for is a surprise)
+                f"generation_len={generation_len} is more than ctx_len={self.ctx_len} leaves after the longest prompt "
+                f"({room} tokens): generation stops at ctx_len. Compile with a larger ctx_len for longer outputs.",
+                stacklevel=3,
             )
         all_texts, all_ids, timings = [], [], []
         for first in range(0, len(prompts), self.batch_size):

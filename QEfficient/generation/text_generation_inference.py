@@ -108,6 +108,14 @@ def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams
     return RowSampling(rows=tuple(row(i, seeds[i]) for i in range(rows)), allowed_tokens=allowed)
 
 
+# transformers' and QEfficient's other classes' keywords that generate() names otherwise
+_KEYWORD_HINTS = {
+    "max_new_tokens": "use generation_len=N",
+    "max_length": "use generation_len=N, the number of new tokens",
+    "prompt_to_adapter_mapping": "a LoRA model's (QEffAutoLoraModelForCausalLM, QEffAutoPeftModelForCausalLM)",
+}
+
+
 def _seed(random_numbers: np.ndarray | None, row: int | None = None) -> int | None:
     """A seed from QEfficient's ``random_numbers`` (and the ``row`` it seeds): the same numbers, the same tokens."""
     if random_numbers is None:
@@ -282,7 +290,11 @@ def cloud_ai_100_exec_kv(
         logging.getLogger("QEfficient").setLevel(logging.DEBUG)
     unexpected = set(kwargs) - {"num_cores", "session", "generation_config", "sampling", "lora_tables"}
     if unexpected:
-        raise TypeError(f"cloud_ai_100_exec_kv() got unexpected keyword arguments {sorted(unexpected)}.")
+        hints = [f"{name}: {_KEYWORD_HINTS[name]}" for name in sorted(unexpected) if name in _KEYWORD_HINTS]
+        raise TypeError(
+            f"generate() (cloud_ai_100_exec_kv) got unexpected keyword arguments {sorted(unexpected)}"
+            + (f" ({'; '.join(hints)})." if hints else ".")
+        )
     kwargs["sampling"] = resolve_sampling(include_sampler, sampling_params, include_guided_decoding, kwargs.get("sampling"))
     prompts = load_prompts(prompt, prompts_txt_file_path)
     if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 1:

@@ -52,10 +52,16 @@ class NotACausalLMError(ValueError):
 def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> PretrainedConfig:
     try:
         return AutoConfig.from_pretrained(folder, gguf_file=gguf_file, **kwargs)
-    except (OSError, ValueError, KeyError) as err:
+    except Exception as err:  # (a damaged GGUF file fails in the reader's struct and numpy calls too)
+        if not isinstance(err, OSError | ValueError | KeyError) and not gguf_file:
+            raise
+        if gguf_file:
+            raise ModelNotFoundError(
+                f"Could not read '{Path(folder) / gguf_file}' as a GGUF model: {err}. The file may be cut short or damaged "
+                "(compare its size with the source's), or be of an architecture transformers' GGUF loader does not know."
+            ) from err
         raise ModelNotFoundError(
-            f"Could not read a transformers config from '{folder}'{' / ' + gguf_file if gguf_file else ''}: {err}. "
-            "The folder must contain config.json (or pass gguf_file=...)."
+            f"Could not read a transformers config from '{folder}': {err}. The folder must contain config.json (or pass gguf_file=...)."
         ) from err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -102,7 +103,12 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
 
         Other keyword arguments go to transformers' ``from_pretrained``.
         """
-        if kwargs.pop("full_batch_size", None) is not None:
+        if kwargs.pop("full_batch_size", None) is not None:  # (QEfficient's deprecated spelling: warned of there too)
+            warnings.warn(
+                "from_pretrained(full_batch_size=...) is deprecated (as in QEfficient): it means continuous_batching=True; "
+                "give the slot count to compile(full_batch_size=N).",
+                stacklevel=2,
+            )
             continuous_batching = True
         _check_loading_options(continuous_batching, qaic_config)  # before the weights are read
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
@@ -418,7 +424,9 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             raise ValueError(
                 f"Beam search reads the model's logits; this model runs {from_config} (qaic_config): load it without them for num_beams."
             )
-        given = [k for k in ("sampling_params", "lora_tables", "prompt_to_lora_id_mapping") if kwargs.pop(k, None) is not None]
+        if any(kwargs.pop(k, None) is not None for k in ("lora_tables", "prompt_to_lora_id_mapping")):
+            raise NotImplementedError("Beam search does not run LoRA adapters here: generate with num_beams=1 (greedy or sampled).")
+        given = [k for k in ("sampling_params",) if kwargs.pop(k, None) is not None]
         if sampling.sampling or given or sampling.top_k or sampling.top_p is not None:
             raise ValueError(
                 f"Beam search here is not sampled: leave out {given or ['temperature / do_sample / top_k / top_p']} with num_beams."

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = 
     config = json.loads(saved.read_text()) if saved and saved.is_file() else {}
     prompts = {"query": "", "document": ""} | {k: v for k, v in (config.get("prompts") or {}).items() if v is not None}
     if prompt is not None and prompt_name is not None:
-        logger.warning("Encode with a prompt or a prompt_name, not both: the prompt is used, as sentence-transformers does.")
+        warnings.warn("Encode with a prompt or a prompt_name, not both: the prompt is used, as sentence-transformers does.", stacklevel=3)
     if prompt is None and prompt_name is not None:
         if prompt_name not in prompts:
             raise ValueError(f"Prompt name '{prompt_name}' is not among this model's prompts {sorted(prompts)}.")

@@ -88,7 +88,7 @@ def speculative_generate(
     max_matching_ngram_size: int | None = None,
     assistant_model=None,
     num_assistant_tokens: int | None = None,
-    min_matching_ngram_size: int = 2,
+    min_matching_ngram_size: int | None = None,
     num_assistant_tokens_schedule: str = "heuristic",
     lora_tables: dict | None = None,
     prompt_to_lora_id_mapping: list[int] | None = None,
@@ -96,7 +96,7 @@ def speculative_generate(
     """Greedy speculative generation with ``model``'s target session (already open as model.qpc_session).
 
     Prompt lookup matches n-grams of ``max_matching_ngram_size`` (default 2) down to
-    ``min_matching_ngram_size`` tokens (default 2: single-token matches mostly draft wrong tokens);
+    ``min_matching_ngram_size`` tokens (default 2, or the max where less: single-token matches mostly draft wrong tokens);
     a draft model proposes ``num_assistant_tokens`` (default: the compiled num_speculative_tokens)
     in its first round, then as ``num_assistant_tokens_schedule`` says ("heuristic", transformers'
     schedule: +2 after a round that kept every draft, -1 otherwise, up to num_speculative_tokens;
@@ -113,6 +113,7 @@ def speculative_generate(
         )
     if prompt_lookup_num_tokens is not None and assistant_model is not None:
         raise ValueError("Pass prompt_lookup_num_tokens or assistant_model, not both.")
+    ngrams = _ngram_sizes(max_matching_ngram_size, min_matching_ngram_size)
     spin, schedule = speculative_spin(), num_assistant_tokens_schedule
     session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=spin)
     generation_len = check_generation_len(generation_len)
@@ -130,7 +131,7 @@ def speculative_generate(
             k, drafter = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget), None
         else:
             k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, schedule, spin)
-        lookup = PromptLookupDrafter(k, max_matching_ngram_size or 2, min_matching_ngram_size)
+        lookup = PromptLookupDrafter(k, *ngrams)
         engine = SpeculativeBatchingEngine(session, prefill_len, eos, pad, k, drafter=drafter or lookup)
         prompts = load_prompts(prompts, prompts_txt_file_path)
         requests = [
@@ -144,7 +145,7 @@ def speculative_generate(
         return info
     if prompt_lookup_num_tokens is not None:
         k = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget)
-        drafter = PromptLookupDrafter(k, max_matching_ngram_size or 2, min_matching_ngram_size)
+        drafter = PromptLookupDrafter(k, *ngrams)
     else:
         k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, schedule, spin)
     if lora_tables is not None:
@@ -164,7 +165,12 @@ def speculative_generate(
 def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | None, budget: int, pad: int, schedule: str, spin):
     """(K, ModelDrafter) over ``assistant_model``'s artifact, or the target's own compressed one."""
     if assistant_model is not None:
-        if getattr(assistant_model, "qpc_path", None) is None:
+        if not hasattr(assistant_model, "qpc_path"):
+            raise TypeError(
+                f"assistant_model must be a compiled QEFFAutoModelForCausalLM (continuous batching as the target's), got "
+                f"{type(assistant_model).__name__}: QEFFAutoModelForCausalLM.from_pretrained(draft_folder).compile(...)."
+            )
+        if assistant_model.qpc_path is None:
             raise TypeError("assistant_model must be a compiled QEFF model: call assistant_model.compile(...) first.")
         draft_path = assistant_model.qpc_path
         draft = _open(assistant_model, draft_path, "kv", spin=spin)
@@ -179,7 +185,7 @@ def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | 
             f"{session.batch_size} and ctx_len >= {session.ctx_len}: compile the draft with those "
             "(with continuous batching, the same full_batch_size)."
         )
-    k = _check_k("num_assistant_tokens", num_assistant_tokens or budget, budget)
+    k = _check_k("num_assistant_tokens", budget if num_assistant_tokens is None else num_assistant_tokens, budget)
     # the heuristic schedule starts at k and may grow up to the compiled budget; "constant" keeps k
     cap = budget if schedule == "heuristic" else k
     return cap, ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad, schedule, budget=cap)
@@ -189,6 +195,17 @@ def _open(model, qpc_path, role: str, spin: bool | str):
     """``model``'s session for ``role``, reused while the artifact, threads and spinning stay the same."""
     cores = model._num_cores
     return model._session(role, (str(qpc_path), cores, spin), lambda: open_kv_session(qpc_path, cores, spin=spin))
+
+
+def _ngram_sizes(max_size: int | None, min_size: int | None) -> tuple[int, int]:
+    """Prompt lookup's (max, min) n-gram sizes: 2 and 2 (or the max where less) by default; given ones checked."""
+    max_size = 2 if max_size is None else max_size
+    check_positive(max_matching_ngram_size=max_size)
+    min_size = min(2, max_size) if min_size is None else min_size
+    check_positive(min_matching_ngram_size=min_size)
+    if min_size > max_size:
+        raise ValueError(f"min_matching_ngram_size={min_size} is more than max_matching_ngram_size={max_size}.")
+    return max_size, min_size
 
 
 def _check_k(name: str, value, budget: int) -> int:

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def read_lora_adapter(adapter: str | os.PathLike, name: str, weights: dict | Non
     tensors or arrays) and ``config`` (its PeftConfig) given together are taken as they are, nothing read (QEfficient's
     ``adapter_weight`` and ``adapter_config``)."""
     if (weights is None) != (config is None):  # QEfficient reads the adapter from its path then; so does this
-        logger.warning("adapter_weight and adapter_config go together; with one of them the adapter is read from '%s'.", adapter)
+        message = f"adapter_weight and adapter_config go together; with one of them the adapter is read from '{adapter}'."
+        warnings.warn(message, stacklevel=3)
         weights = config = None
     config = config if config is not None else read_adapter_config(adapter)
     from peft.utils import load_peft_weights

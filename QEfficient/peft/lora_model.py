@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,8 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         self.max_lora_rank: int | None = None  # the rank the compiled artifact takes
         self._tables: tuple[tuple, dict[str, np.ndarray]] | None = None
         self._downloaded: dict[str, LoraAdapter] = {}  # download_adapter()'s, not yet loaded
+        self._beyond: dict[str, str] = {}  # loaded adapters the compiled artifact cannot take -> why
+        self._parked_qpc: Path | None = None  # that artifact, back in use once they are unloaded
 
     @classmethod
     def from_pretrained(
@@ -81,20 +84,24 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         """Read a PEFT LoRA adapter (folder or cached hub id) as ``adapter_name``; returns its id. ``adapter_weight``
         (peft's state dict) with ``adapter_config`` (its PeftConfig): the adapter in memory, nothing read.
 
-        No export and no compile: generate() binds the new tables. Refused with a clear error when
-        it does not fit the base model, or (once compiled) needs a target module or rank the
-        artifact lacks.
+        No export and no compile: generate() binds the new tables. Refused with a clear error when it does not fit the
+        base model. Once compiled, one that needs a target module or rank the artifact lacks is loaded, with a warning
+        that compile() must run again (it exports the graph for the new set) before generate().
         """
         check_adapter_name(adapter_name)
-        if adapter_name in self.adapters:
-            logger.warning("Adapter '%s' is already loaded; unload_adapter() it first to replace it.", adapter_name)
+        if adapter_name in self.adapters:  # (QEfficient's: skipped, with a warning; shown here, as the old one stays)
+            warnings.warn(f"Adapter '{adapter_name}' is already loaded; unload_adapter() it first to replace it.", stacklevel=2)
             return self.active_adapter_to_id[adapter_name]
         adapter = self._downloaded.pop(adapter_name, None)
         if adapter is None:
             adapter = read_lora_adapter(adapter_model_id, adapter_name, adapter_weight, adapter_config)
-        self._check_adapter(adapter)
+        beyond = self._check_adapter(adapter)
         self.adapters[adapter_name] = adapter
         self._tables = None
+        if beyond is not None:  # the artifact cannot take it: generate() waits for compile() (or for it to be unloaded)
+            self._beyond[adapter_name] = beyond
+            self._parked_qpc, self.qpc_path = self._parked_qpc or self.qpc_path, None
+            warnings.warn(f"{beyond} Call compile() again before generate(): it exports the graph for the new set.", stacklevel=2)
         return self.active_adapter_to_id[adapter_name]
 
     def download_adapter(
@@ -104,10 +111,10 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         the same name takes it from here."""
         check_adapter_name(adapter_name)
         if adapter_name in self.adapters or adapter_name in self._downloaded:
-            logger.warning("Adapter '%s' is already read; skipped.", adapter_name)
+            warnings.warn(f"Adapter '{adapter_name}' is already read; skipped.", stacklevel=2)
             return
         adapter = read_lora_adapter(adapter_model_id, adapter_name, adapter_weight, adapter_config)
-        self._check_adapter(adapter)
+        check_fits(adapter, self.model.hf, table_shapes(self.model.hf, adapter.modules))  # (what the artifact takes: at load)
         self._downloaded[adapter_name] = adapter
 
     def unload_adapter(self, adapter_name: str) -> bool:
@@ -116,24 +123,23 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
             logger.info("Adapter '%s' is not loaded", adapter_name)
             return False
         self._tables = None
+        if self._beyond.pop(adapter_name, None) is not None and not self._beyond:  # the compiled artifact takes the rest
+            self.qpc_path, self._parked_qpc = self._parked_qpc, None
         return True
 
-    def _check_adapter(self, adapter: LoraAdapter) -> None:
+    def _check_adapter(self, adapter: LoraAdapter) -> str | None:
+        """Refused where it does not fit the base model; else why the compiled artifact cannot take it (None: it can)."""
         hf = self.model.hf
         check_fits(adapter, hf, table_shapes(hf, adapter.modules))
-        if self.qpc_path is None or self.lora_modules is None:
-            return
+        if (self.qpc_path or self._parked_qpc) is None or self.lora_modules is None:
+            return None
         missing = sorted(adapter.modules - set(self.lora_modules))
         if missing:
-            raise ValueError(
-                f"Adapter '{adapter.name}' targets {missing}, which the compiled graph has no tables for (it has "
-                f"{list(self.lora_modules)}). Call compile() again after loading it: the graph is exported for the new set."
-            )
+            has = list(self.lora_modules)
+            return f"Adapter '{adapter.name}' targets {missing}, which the compiled graph has no tables for (it has {has})."
         if adapter.rank > self.max_lora_rank:
-            raise ValueError(
-                f"Adapter '{adapter.name}' has rank {adapter.rank}, larger than the compiled max_lora_rank={self.max_lora_rank}. "
-                f"Call compile(max_lora_rank={adapter.rank}, ...) again after loading it (the graph is not exported again)."
-            )
+            return f"Adapter '{adapter.name}' has rank {adapter.rank}, more than the compiled max_lora_rank={self.max_lora_rank}."
+        return None
 
     def _target_modules(self) -> tuple[str, ...]:
         modules = set().union(*(a.modules for a in self.adapters.values()))
@@ -204,10 +210,12 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
             raise ValueError(f"max_lora_rank must be an integer >= the largest loaded adapter rank ({largest}), got {max_lora_rank!r}.")
         self.lora_modules, self.max_lora_rank = modules, max_lora_rank
         try:
-            return super().compile(onnx_path, compile_dir, **kwargs)
+            qpc = super().compile(onnx_path, compile_dir, **kwargs)
         except BaseException:
             self.lora_modules = self.max_lora_rank = None
             raise
+        self._beyond, self._parked_qpc = {}, None
+        return qpc
 
     def _artifact_extra(self) -> dict:
         shapes = table_shapes(self.model.hf, self.lora_modules)
@@ -219,6 +227,8 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         """Generation with each prompt's adapter (``prompt_to_adapter_mapping``, "base" for none;
         all "base" when omitted); the other arguments as QEFFAutoModelForCausalLM.generate."""
         if self.qpc_path is None:
+            if self._beyond:
+                raise TypeError(f"{next(iter(self._beyond.values()))} Call compile() again before generate() (or unload_adapter() it).")
             raise TypeError("Please run compile() before generate().")
         if kwargs.get("assistant_model") is not None:
             raise NotImplementedError("With LoRA adapters, speculative decoding drafts by prompt lookup only (prompt_lookup_num_tokens=K).")

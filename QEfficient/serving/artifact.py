@@ -67,6 +67,7 @@ def compile_for_serving(
 
     from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.generation.text_generation import eos_token_ids
+    from QEfficient.utils.tokenizer import tokenizer_folder
 
     if lora and (prompt_lookup_num_tokens is not None or draft_model is not None):
         raise ValueError("LoRA adapters (--lora) do not combine with speculative decoding yet; serve them without it.")
@@ -117,6 +118,7 @@ def compile_for_serving(
         mxfp6_matmul=mxfp6_matmul,
         mxint8_kv_cache=mxint8_kv_cache,
     )
+    tokenizer_folder(model.local_model_dir)  # a folder without a tokenizer is named before the compile, not after
     qpc = model.compile(**compile_options, **speculative)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
@@ -187,7 +189,10 @@ def artifact_from_qpc(
             "from_pretrained(..., continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
         )
     if not has_runtime_tokenizer(qpc_path):
-        raise ValueError(f"'{qpc_path}' holds no tokenizer (it was compiled by an older version); compile it again or serve --model_name.")
+        raise ValueError(
+            f"'{qpc_path}' holds no tokenizer (an artifact QEfficient.compile built from an ONNX file, or one of an older "
+            "version): serve the model's folder (--model_name FOLDER), which compiles an artifact that keeps it."
+        )
     tokenizer = load_tokenizer(qpc_path)
     eos = qconfig.get("eos_token_id")
     eos_ids = tokenizer.generation_eos_token_ids or ([eos] if isinstance(eos, int) else eos) or [tokenizer.eos_token_id]

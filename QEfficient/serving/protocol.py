@@ -364,8 +364,9 @@ class RequestParser:
         return check
 
     def _check_context(self, ids: list[int], max_tokens: int | None, where: str) -> None:
-        """A 400 where the prompt and ``max_tokens`` (None: at least one token) exceed the context."""
-        if len(ids) + (max_tokens or 1) > self.ctx_len + 1:
+        """A 400 where the prompt and ``max_tokens`` (None: at least one token) exceed the context (vLLM's max_model_len:
+        prompt and output together)."""
+        if len(ids) + (max_tokens or 1) > self.ctx_len:
             raise APIError(
                 400,
                 f"This model's context is {self.ctx_len} tokens; {where} has {len(ids)} and max_tokens asks for "
@@ -477,9 +478,9 @@ class RequestParser:
         template = call.jobs[0]
         for ids, where in prompts:
             self._check_context(ids, template.max_tokens, where)
-            if template.end_rules.min_tokens > (template.max_tokens or self.ctx_len + 1 - len(ids)):
+            if template.end_rules.min_tokens > (template.max_tokens or self.ctx_len - len(ids)):
                 raise APIError(
-                    400, f"'min_tokens' is more than the {self.ctx_len + 1 - len(ids)} tokens {where} leaves in the context.", "min_tokens"
+                    400, f"'min_tokens' is more than the {self.ctx_len - len(ids)} tokens {where} leaves in the context.", "min_tokens"
                 )
         extras = extras or [{}] * len(prompts)
         if len(prompts) * call.n > self.max_prompts:
@@ -490,7 +491,7 @@ class RequestParser:
             dataclasses.replace(
                 template,
                 tokens=ids,
-                max_tokens=template.max_tokens or self.ctx_len + 1 - len(ids),  # a chat's default: what the context leaves
+                max_tokens=template.max_tokens or self.ctx_len - len(ids),  # a chat's default: what the context leaves
                 extra=dict(extra),
                 sampling=_nth_sample(template.sampling, j),
             )

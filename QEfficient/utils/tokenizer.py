@@ -37,8 +37,8 @@ def tokenizer_folder(pretrained_model_name_or_path: str | os.PathLike, cache_dir
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise TokenizerNotFoundError(
             f"No tokenizer in '{folder}': none of {', '.join(TOKENIZER_FILES)} is there. "
-            "Save the model's tokenizer into that folder (tokenizer.save_pretrained(folder)), "
-            "or point to a folder that has one (infer/export: --local_model_dir; execute: --model_name)."
+            "Save the model's tokenizer into that folder (tokenizer.save_pretrained(folder)); execute takes another "
+            "folder's with --model_name."
         )
     return folder
 
@@ -65,8 +65,12 @@ def load_hf_tokenizer(
     """
     from transformers import AutoTokenizer
 
-    folder = tokenizer_folder(pretrained_model_name_or_path, cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side=padding_side, **kwargs)
+    path = Path(pretrained_model_name_or_path).expanduser()
+    if path.suffix == ".gguf" and path.is_file():  # a GGUF file carries its tokenizer
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, padding_side=padding_side, **kwargs)
+    else:
+        folder = tokenizer_folder(pretrained_model_name_or_path, cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(folder, padding_side=padding_side, **kwargs)
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
