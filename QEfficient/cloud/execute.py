@@ -35,6 +35,7 @@ def execute(
     ``full_batch_size`` and ``mxint8_kv_cache`` are fixed by the artifact; a value that disagrees warns.
     """
     from QEfficient.compile.ort_cpu import read_artifact
+    from QEfficient.generation.exec_kv import right_padding
     from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
     from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
     from QEfficient.utils.checks import check_positive
@@ -61,6 +62,7 @@ def execute(
         if not source:
             raise ValueError("the artifact does not record where its tokenizer is; pass --model_name.")
         tokenizer = load_hf_tokenizer(source, cache_dir=cache_dir)
+    tokenizer = right_padding(tokenizer, quiet=True)  # (loaded here: padded on the right without a word)
     info = cloud_ai_100_exec_kv(
         tokenizer,
         qpc_path,

@@ -565,7 +565,8 @@ def infer(
     chat = chat or (chat is None and use_default)
     if not gguf_file:
         tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
-        _check_prompts(load_hf_tokenizer(model_name, cache_dir), prompts, ctx_len, chat)  # and bad prompts
+        if not io_encrypt:  # (which only compiles)
+            _check_prompts(load_hf_tokenizer(model_name, cache_dir), prompts, ctx_len, chat)  # and bad prompts
     from QEfficient import QEFFAutoModelForCausalLM
 
     with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):

@@ -155,10 +155,11 @@ class ModelActor:
 
             self.encoder = CompiledEncoder(qpc_path, self.job.cores_per_actor)  # no torch import
             return
-        from QEfficient.generation.exec_kv import open_session
+        from QEfficient.generation.exec_kv import open_session, right_padding
         from QEfficient.runtime.tokenizer import artifact_tokenizer
 
-        self.qpc_path, self.tokenizer = qpc_path, artifact_tokenizer(qpc_path, tokenizer_dir)  # no torch import
+        # (no torch import; padded on the right here, without a warning per batch)
+        self.qpc_path, self.tokenizer = qpc_path, right_padding(artifact_tokenizer(qpc_path, tokenizer_dir), quiet=True)
         self.session = open_session(qpc_path, self.job.cores_per_actor)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

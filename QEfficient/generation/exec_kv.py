@@ -54,20 +54,21 @@ def print_perf(info: CloudAI100ExecInfo) -> None:
     print("=============================")
 
 
-def right_padding(tokenizer):
-    """Generation pads on the right, with EOS as the pad token when the tokenizer has none."""
+def right_padding(tokenizer, quiet: bool = False):
+    """Generation pads on the right, with EOS as the pad token when the tokenizer has none; a warning says so where the
+    caller's tokenizer changed (``quiet``: one this library loaded, which the caller never sees)."""
     if tokenizer is None or isinstance(tokenizer, (str, Path)):
         raise TypeError(
             f"generate() takes the model's tokenizer object, got {tokenizer!r}: pass AutoTokenizer.from_pretrained(<the model's folder>)."
         )
     changed = []  # (as QEfficient does, the caller's tokenizer is changed, and a warning says so)
-    if tokenizer.padding_side != "right":
+    if getattr(tokenizer, "padding_side", "right") != "right":
         tokenizer.padding_side = "right"
         changed.append("padding_side='right'")
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
         changed.append(f"pad_token={tokenizer.eos_token!r} (its EOS)")
-    if changed:
+    if changed and not quiet:
         warnings.warn(f"Generation set the tokenizer's {' and '.join(changed)}: it pads prompts on the right.", stacklevel=3)
     return tokenizer
 

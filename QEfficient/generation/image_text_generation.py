@@ -235,7 +235,11 @@ class ImageTextGeneration(TextGeneration):
             self._embeds = join_embeddings([rows_embeds[r] for r in rows], self.prefiller.hidden_size)
             batch_start = start if first == 0 else time.perf_counter()  # the first time to first token includes the vision graph
             texts, ids, timing = self.generate_batch(
-                [], generation_len, streamer if self.batch_size == 1 else None, token_lists=[token_lists[r] for r in rows]
+                [],
+                generation_len,
+                streamer if self.batch_size == 1 else None,
+                token_lists=[token_lists[r] for r in rows],
+                first_index=first,
             )
             timing["start"] = batch_start
             texts_all.append(texts[:real])

@@ -29,7 +29,7 @@ from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, PromptRope, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.mrope import MultimodalRope, PromptLengthRope
-from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens
+from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens, seeded_apart
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.config_overrides import weights_fit
@@ -428,7 +428,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         self._open_sessions()
         vision_inputs = self._vision_inputs(inputs, token_lists)
         qconfig = read_artifact(self._lang_path)
-        tokenizer = right_padding(tokenizer)
+        tokenizer = right_padding(tokenizer, quiet=True)  # (the prompts arrive tokenized: a processor's side is moot here)
         eos = eos_token_ids(tokenizer, self.hf.generation_config)
         prefiller = self._prefiller(qconfig, tokenizer)
         if self.continuous_batching:
@@ -467,7 +467,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if not self.continuous_batching or self.qpc_paths is None:
             raise TypeError("serving_engine() needs from_pretrained(..., continuous_batching=True) and compile(full_batch_size=N).")
         self._open_sessions()
-        tokenizer = right_padding(tokenizer)
+        tokenizer = right_padding(tokenizer, quiet=True)  # (the server's own processor)
         prefiller = self._prefiller(read_artifact(self._lang_path), tokenizer)
         return ImageTextBatchingEngine(self._sessions[0], prefiller, eos_token_ids(tokenizer, self.hf.generation_config), prefiller.pad_id)
 
@@ -577,8 +577,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         vision_time = time.perf_counter() - start if vision_session is not None and len(vision_inputs["_tokens"]) else None
         engine = ImageTextBatchingEngine(session, prefiller, eos, prefiller.pad_id)
         requests = [
-            Request(tokens, generation_len or session.ctx_len, sampling or SamplingParams(), extra=extra)
-            for tokens, extra in zip(token_lists, extras)
+            Request(tokens, generation_len or session.ctx_len, seeded_apart(sampling or SamplingParams(), i), extra=extra)
+            for i, (tokens, extra) in enumerate(zip(token_lists, extras))
         ]
         engine.run_all(requests)
         info = continuous_result(requests, engine, start, time.perf_counter(), tokenizer, prefiller.pad_id)

@@ -122,8 +122,8 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
         ids = np.asarray(ids, dtype=np.int64).reshape(len(ids), -1)
         mask = np.ones_like(ids, dtype=bool) if attention_mask is None else np.asarray(attention_mask).astype(bool)
         token_lists = [row[keep].tolist() for row, keep in zip(ids, mask)]
-        if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
+        if tokenizer is None:  # (loaded here: padded on the right without a word)
+            tokenizer = right_padding(AutoTokenizer.from_pretrained(self.local_model_dir), quiet=True)
         session = self._session("kv", (str(self.qpc_path), self._num_cores), lambda: open_kv_session(self.qpc_path, self._num_cores))
         rows = [self.active_adapter_to_id.get(self._active, 0)] * len(token_lists)
         eos = eos_token_ids(tokenizer, self.model.hf.generation_config)

@@ -208,11 +208,12 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
             max_lora_rank = largest
         if isinstance(max_lora_rank, bool) or not isinstance(max_lora_rank, int) or max_lora_rank < largest:
             raise ValueError(f"max_lora_rank must be an integer >= the largest loaded adapter rank ({largest}), got {max_lora_rank!r}.")
+        compiled = (self.lora_modules, self.max_lora_rank)  # a failed compile leaves the artifact it had, as it was
         self.lora_modules, self.max_lora_rank = modules, max_lora_rank
         try:
             qpc = super().compile(onnx_path, compile_dir, **kwargs)
         except BaseException:
-            self.lora_modules = self.max_lora_rank = None
+            self.lora_modules, self.max_lora_rank = compiled
             raise
         self._beyond, self._parked_qpc = {}, None
         return qpc

@@ -235,7 +235,7 @@ def open_app(
         from QEfficient.serving.vision_language import open_vision_language_artifact_app
 
         return open_vision_language_artifact_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
-    tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir))
+    tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir), quiet=True)
     # with a draft model the two sessions take turns on the same cores (turn_taking_spin)
     spin = True if artifact.draft_qpc_path is None else turn_taking_spin()
     session = open_kv_session(artifact.qpc_path, num_cores or artifact.num_cores, spin=spin)

@@ -366,7 +366,7 @@ class RequestParser:
     def _check_context(self, ids: list[int], max_tokens: int | None, where: str) -> None:
         """A 400 where the prompt and ``max_tokens`` (None: at least one token) exceed the context (vLLM's max_model_len:
         prompt and output together)."""
-        if len(ids) + (max_tokens or 1) > self.ctx_len:
+        if len(ids) + (1 if max_tokens is None else max_tokens) > self.ctx_len:
             raise APIError(
                 400,
                 f"This model's context is {self.ctx_len} tokens; {where} has {len(ids)} and max_tokens asks for "
