@@ -24,10 +24,9 @@ def device_group(text: str) -> list[int]:
 
 def print_completions(info) -> None:
     """--no_stream: each prompt's completions, printed once generation ends (streaming prints them as they come)."""
-    texts, prompts = getattr(info, "generated_texts", None), getattr(info, "prompts", None)
-    if not texts or not prompts:
+    flat, prompts = getattr(info, "texts", None), getattr(info, "prompts", None)  # (texts: each row's, flat)
+    if not flat or not prompts:
         return
-    flat = [text for batch in texts for text in (batch if isinstance(batch, list | tuple) else [batch])]
     per_prompt = max(1, len(flat) // len(prompts))  # (num_return_sequences rows a prompt)
     for i, prompt in enumerate(prompts):
         for text in flat[i * per_prompt : (i + 1) * per_prompt]:

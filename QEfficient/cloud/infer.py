@@ -455,7 +455,7 @@ def infer(
     """
     from QEfficient.generation.exec_kv import load_prompts
     from QEfficient.utils.checks import check_generation_len, check_positive
-    from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer, tokenizer_folder
+    from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer
 
     # QEfficient's other spellings of the same options, given as keywords
     mxfp6 = bool(mxfp6 or kwargs.pop("mxfp6_matmul", False))
@@ -563,10 +563,11 @@ def infer(
         return run_image_text(model_name, None, prompts, img_size, decoder_compile_options, generation_len, chat)
 
     chat = chat or (chat is None and use_default)
-    if not gguf_file:
-        tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
+    tokenizer = None
+    if not gguf_file:  # a missing tokenizer, and bad prompts, fail now, not after the export
+        tokenizer = load_hf_tokenizer(model_name, cache_dir)
         if not io_encrypt:  # (which only compiles)
-            _check_prompts(load_hf_tokenizer(model_name, cache_dir), prompts, ctx_len, chat)  # and bad prompts
+            _check_prompts(tokenizer, prompts, ctx_len, chat)
     from QEfficient import QEFFAutoModelForCausalLM
 
     with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):
@@ -577,7 +578,7 @@ def infer(
             qaic_config={"ccl_enabled": True} if ccl_enabled else None,
             **{k: v for k, v in load_kwargs.items() if v},
         )
-        tokenizer = load_hf_tokenizer(model.local_model_dir)
+        tokenizer = tokenizer or load_hf_tokenizer(model.local_model_dir)  # (a GGUF file's, converted)
     with step("Exporting to ONNX (cached)"):
         model.export(dynamo=dynamo)
     with step("Compiling for ONNX Runtime (cached)"):

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from QEfficient.cloud._cli import fail, resolve_model_name, setup_logging, step
-from QEfficient.cloud.serve_args import exposure_warning, parse_args, requested_ctx_len
+from QEfficient.cloud.serve_args import COMPILE_OPTIONS, exposure_warning, parse_args, requested_ctx_len
 from QEfficient.utils.checks import check_positive
 from QEfficient.utils.constants import DEFAULT_SERVER_CTX_LEN
 from QEfficient.utils.extras import MissingExtraError, require_extra
@@ -457,10 +457,6 @@ def artifact_pooler_task(args: argparse.Namespace, qconfig: dict) -> str | None:
     if task is not None and getattr(args, "task", "auto") != "auto":
         raise ValueError(f"--task {args.task} does not go with --pooler_config's task {task}: leave --task out.")
     return task
-
-
-# the options compile() fixes in an artifact, as serve's command line names them
-COMPILE_OPTIONS = ("prefill_seq_len", "ctx_len", "full_batch_size", "mxfp6_matmul", "mxint8_kv_cache")
 
 
 def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file: str | None, num_cores: int, task: str):

@@ -148,8 +148,9 @@ def exposure_warning(host: str, api_key: str | None) -> str | None:
     )
 
 
-# the shapes compile() fixes, and their defaults here
+# the shapes compile() fixes, and their defaults here; with the quantization flags, the options an artifact fixes
 COMPILE_DEFAULTS = {"prefill_seq_len": 32, "ctx_len": DEFAULT_SERVER_CTX_LEN, "full_batch_size": 4}
+COMPILE_OPTIONS = (*COMPILE_DEFAULTS, "mxfp6_matmul", "mxint8_kv_cache")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -292,8 +293,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    flags = ("mxfp6_matmul", "mxint8_kv_cache")
-    args.given_options = frozenset(n for n in COMPILE_DEFAULTS if getattr(args, n) is not None) | {n for n in flags if getattr(args, n)}
+    args.given_options = frozenset(n for n in COMPILE_OPTIONS if getattr(args, n) is not None and getattr(args, n) is not False)
     for name, default in COMPILE_DEFAULTS.items():
         setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
     if args.max_body_bytes is not None and args.max_body_bytes < 1:

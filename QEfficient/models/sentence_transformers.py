@@ -384,11 +384,13 @@ def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
     return int(min([ctx_len, *input_limits(folder, config, tokenizer).values()]))
 
 
-def served_input_limit(folder: Path, config, tokenizer, ctx_len: int | None, name: str) -> int:
-    """The longest input a server on the model ``name`` takes: ``ctx_len`` (--ctx_len; None: the default) within its
-    ``input_limits``; one given past them is refused, naming the limit (utils/checks.served_length)."""
+def served_input_limit(folder: Path, config, tokenizer, ctx_len: int | None, name: str, compiled: int | None = None) -> int:
+    """The longest input a server on the model ``name`` takes: ``ctx_len`` (--ctx_len; None: the default, or all of an
+    artifact's ``compiled`` length) within its ``input_limits``; one given past them is refused, naming the limit
+    (utils/checks.served_length)."""
     from QEfficient.utils.checks import served_length
 
-    limits = input_limits(folder, config, tokenizer)
+    limits = input_limits(folder, config, tokenizer) | ({"compiled length": compiled} if compiled else {})
     binding = min(limits, key=limits.get, default=None)
-    return served_length(limits.get(binding), ctx_len, name, binding or "")
+    default = limits[binding] if compiled else None
+    return served_length(limits.get(binding), ctx_len or default, name, binding or "")

@@ -114,7 +114,7 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
             warnings.warn(f"Adapter '{adapter_name}' is already read; skipped.", stacklevel=2)
             return
         adapter = read_lora_adapter(adapter_model_id, adapter_name, adapter_weight, adapter_config)
-        check_fits(adapter, self.model.hf, table_shapes(self.model.hf, adapter.modules))  # (what the artifact takes: at load)
+        self._check_adapter(adapter)  # (whether the artifact takes it: said at load)
         self._downloaded[adapter_name] = adapter
 
     def unload_adapter(self, adapter_name: str) -> bool:

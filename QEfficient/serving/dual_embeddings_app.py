@@ -98,7 +98,7 @@ def open_dual_embeddings_app(model, model_name: str, ctx_len: int | None, num_co
     processor = dual_processor(model.local_model_dir, model_name)
     max_len = served_length(getattr(model._text_config(), "max_position_embeddings", None), ctx_len, model_name, "positions")
     model.compile(seq_len=max_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    return _served(model, processor, model_name, served_model_names(model.model_name, [model_name]), max_len, api_key, max_body_bytes)
+    return _served(model, processor, model_name, [model.model_name, model_name], max_len, api_key, max_body_bytes)
 
 
 def open_compiled_dual_embeddings_app(

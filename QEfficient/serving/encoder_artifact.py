@@ -34,9 +34,9 @@ from QEfficient.models.sentence_transformers import (
     SERVING_CONFIG,
     EmbeddingHead,
     check_sentence_transformers_folder,
-    input_limits,
     l2_normalized,
     sentence_transformers_normalizes,
+    served_input_limit,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import check_call_arguments, has_runtime_tokenizer, load_tokenizer
@@ -150,17 +150,24 @@ def check_kept_processor(qpc_path, qconfig: dict) -> None:
         tts_tokenizer(folder, name)
 
 
-def check_input_limit(qpc_path, qconfig: dict, ctx_len: int | None) -> None:
+def check_input_limit(qpc_path, qconfig: dict, ctx_len: int | None, model_limits: bool = True) -> None:
     """--ctx_len with an encoder's artifact, checked before it opens (by Ray's driver too): a VITS model's and a classifier
-    of images or audio take none; another's may not pass its compiled length (a page retriever's queries are bound by
-    its language model's positions, checked as it opens)."""
+    of images or audio take none; another's may not pass its compiled length and the model's limits (a page retriever's:
+    its language model's positions; ``model_limits`` False: the first refusal only, where the server opening it checks
+    the rest)."""
     if ctx_len is None:
         return
     if speaks(qconfig) or classifies_media(qconfig):
         reads = "text to speak" if speaks(qconfig) else "images or audio"
         raise ValueError(f"'{qpc_path}' reads {reads} as compiled: --ctx_len does not apply.")
+    if not model_limits:
+        return
     compiled = qconfig.get("compile_params", {}).get("seq_len")
-    if embeds_texts_and_images(qconfig):
+    if serves_pages(qconfig):  # the language model's positions, from the config the artifact keeps
+        kept = Path(qpc_path) / MODEL_FILES_SUBDIR / "config.json"
+        text = json.loads(kept.read_text()).get("vlm_config", {}).get("text_config", {}) if kept.is_file() else {}
+        served_length(text.get("max_position_embeddings"), ctx_len, str(qpc_path), "language model's positions")
+    elif embeds_texts_and_images(qconfig):
         served_length(int(max(compiled) if isinstance(compiled, list) else compiled), ctx_len, str(qpc_path), "compiled length")
     elif compiled and not serves_pages(qconfig) and (Path(qpc_path) / MODEL_FILES_SUBDIR / SERVING_CONFIG).is_file():
         artifact_input_limit(qpc_path, qconfig, ctx_len)
@@ -169,11 +176,9 @@ def check_input_limit(qpc_path, qconfig: dict, ctx_len: int | None) -> None:
 def artifact_input_limit(qpc_path, qconfig: dict, ctx_len: int | None, config=None, tokenizer=None) -> int:
     """The longest input an encoder's artifact serves: ``ctx_len`` (None: all it takes) within its compiled length and
     the model's limits (models/sentence_transformers.input_limits); one given past them is refused, naming the limit."""
-    folder = Path(qpc_path) / MODEL_FILES_SUBDIR
     config, tokenizer = config or serving_config(qpc_path), tokenizer or load_tokenizer(qpc_path)
-    limits = {"compiled length": int(max(qconfig["compile_params"]["seq_len"])), **input_limits(folder, config, tokenizer)}
-    binding = min(limits, key=limits.get)
-    return served_length(limits[binding], ctx_len or limits[binding], str(qpc_path), binding)
+    compiled = int(max(qconfig["compile_params"]["seq_len"]))
+    return served_input_limit(Path(qpc_path) / MODEL_FILES_SUBDIR, config, tokenizer, ctx_len, str(qpc_path), compiled)
 
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
@@ -371,7 +376,7 @@ def open_compiled_encoder_app(
 
     qconfig = read_artifact(Path(qpc_path))
     ctx_len = (server_options or {}).get("ctx_len")
-    check_input_limit(qpc_path, qconfig, ctx_len)
+    check_input_limit(qpc_path, qconfig, ctx_len, model_limits=False)  # (each server below checks the limits it reads)
     if serves_pages(qconfig):  # /pooling, /score, /rerank over pages and queries (retrieval_app.py)
         from QEfficient.serving.retrieval_app import open_compiled_retrieval_app
 

@@ -222,7 +222,7 @@ def open_retrieval_app(
     processor = retrieval_processor(model.local_model_dir, model_name)
     max_len = _query_limit(model, ctx_len)  # (a --ctx_len past its positions refused before compiling)
     model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    return _served(model, processor, served_model_names(model.model_name, [model_name]), max_len, api_key, max_body_bytes, max_pages)
+    return _served(model, processor, [model.model_name, model_name], max_len, api_key, max_body_bytes, max_pages)
 
 
 def open_compiled_retrieval_app(

@@ -151,7 +151,7 @@ def open_tts_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: s
     model = QEFFAutoModelForTextToWaveform.from_pretrained(model_name)
     tokenizer = tts_tokenizer(model.local_model_dir, model_name)
     model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    return _served(model, tokenizer, served_model_names(model.model_name, [model_name]), api_key, max_body_bytes)
+    return _served(model, tokenizer, [model.model_name, model_name], api_key, max_body_bytes)
 
 
 def open_compiled_tts_app(qpc_path, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
