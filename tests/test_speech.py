@@ -266,6 +266,11 @@ def test_server_transcribes_with_an_english_only_model(tiny_whisper):
         upload = {"file": ("a.wav", (DATA / "speech16k.wav").read_bytes(), "audio/wav")}
         r = loopback_http.post(f"{url}/v1/audio/transcriptions", files=upload, timeout=120)
         assert r.status_code == 200 and r.json() == {"text": expected}, r.text
+        for english in ("en", "English"):  # the model's own language: accepted, as openai-whisper and faster-whisper do
+            r = loopback_http.post(f"{url}/v1/audio/transcriptions", files=upload, data={"language": english}, timeout=120)
+            assert r.status_code == 200 and r.json() == {"text": expected}, r.text
+        r = loopback_http.post(f"{url}/v1/audio/transcriptions", files=upload, data={"language": "fr"}, timeout=120)
+        assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
         r = loopback_http.post(f"{url}/v1/audio/translations", files=upload, timeout=120)
         assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
 
@@ -294,6 +299,12 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
         prompted = _hf(hf, features, max_new_tokens=40 - len(prompt_ids) - 4 + 1, language="en", prompt_ids=prompt_ids)
         r = post(language="en", prompt="fox")
         assert r.status_code == 200 and r.json() == {"text": processor.batch_decode(prompted, skip_special_tokens=True)[0]}
+        r = post(language="en", prompt="<|en|> fox")  # a special token's text: transformers' get_prompt_ids refuses it
+        assert r.status_code == 400 and "special token" in r.json()["error"]["message"] and r.json()["error"]["param"] == "prompt"
+        r = post(language="en", prompt="hello world " * 30)
+        message = r.json()["error"]["message"]
+        assert r.status_code == 400 and "more than the 40 tokens this server's decoder holds" in message, message
+        assert "Shorten it to at most 35 tokens or serve" in message and "generation_len" not in message
         r = post(language="en", temperature="0.7")
         assert r.status_code == 200 and isinstance(r.json()["text"], str)
         for bad in ("1.5", "warm"):
@@ -403,6 +414,11 @@ def test_server_streams_transcriptions(tiny_whisper):
         for bad, message in (({"response_format": "srt"}, "use response_format json or text"), ({}, "must be true or false")):
             r = post(**({"stream": "yes"} if not bad else {"stream": "true", **bad}))
             assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+        # refused before its first window: a 400 answer, as without streaming (vLLM checks a request before it streams)
+        for bad, message in (({"language": "klingon"}, "Unsupported language"), ({"prompt": "hello " * 60}, "Shorten it")):
+            r = post(stream="true", **bad)
+            assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+        assert post(language="en").json()["text"] == whole  # the lock was let go
 
 
 def test_a_wav_file_cut_short_mid_frame_reads_its_whole_frames():
@@ -422,3 +438,36 @@ def test_a_wav_file_cut_short_mid_frame_reads_its_whole_frames():
     assert len(whole) == 1000
     for cut in (1, 3):  # into a sample, into a frame's second channel
         assert np.array_equal(decode_wav(buffer.getvalue()[:-cut]), whole[:-1])
+
+
+def test_wav_layouts_ffmpeg_writes_read_as_the_same_samples():
+    """WAVE_FORMAT_EXTENSIBLE (ffmpeg's layout for 24 and 32 bits and for more than two channels), 24-bit PCM and
+    IEEE float read as the plain 16-bit file's samples; other sample kinds say what to send."""
+    import struct
+
+    from QEfficient.utils.audio import decode_wav
+
+    pcm16 = (np.sin(np.arange(4000) / 5) * 20000).astype("<i2")
+    expected = pcm16.astype(np.float32) / 32768
+
+    def wav(tag: int, width: int, frames: bytes, sub_format: int | None = None) -> bytes:
+        fmt = struct.pack("<HHIIHH", tag, 1, 16000, 16000 * width, width, 8 * width)
+        if sub_format is not None:  # cbSize, valid bits, channel mask, then the sub-format GUID
+            fmt += struct.pack("<HHIH", 22, 8 * width, 4, sub_format) + bytes.fromhex("000000001000800000aa00389b71")
+        body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(frames)) + frames
+        return b"RIFF" + struct.pack("<I", len(body)) + body
+
+    pcm24 = np.frombuffer((pcm16.astype("<i4") << 16).tobytes(), np.uint8).reshape(-1, 4)[:, 1:].tobytes()
+    for data in (
+        wav(0xFFFE, 2, pcm16.tobytes(), sub_format=1),
+        wav(0xFFFE, 3, pcm24, sub_format=1),
+        wav(1, 3, pcm24),
+        wav(3, 4, expected.astype("<f4").tobytes()),
+        wav(0xFFFE, 4, expected.astype("<f4").tobytes(), sub_format=3),
+        wav(3, 8, expected.astype("<f8").tobytes()),
+    ):
+        np.testing.assert_array_equal(decode_wav(data), expected)
+    with pytest.raises(ValueError, match="16-bit floating-point samples; use 8, 16, 24 or 32-bit PCM or 32-bit float"):
+        decode_wav(wav(3, 2, pcm16.tobytes()))
+    with pytest.raises(ValueError, match=r"not a PCM WAV file \(unknown format: 6\)"):
+        decode_wav(wav(6, 1, bytes(100)))  # A-law

@@ -389,4 +389,6 @@ def test_server_transcribes_and_streams(speech_models, tmp_path):
             assert refused.status_code == 400 and word in refused.json()["error"]["message"], refused.text
         translated = transcribe(url, wav(clip), route="/v1/audio/translations")
         assert translated.status_code == 400 and "/v1/audio/transcriptions only" in translated.json()["error"]["message"]
+        short = transcribe(url, wav(clip[:400]), stream="true")  # refused before its first token: a 400, not a 200 stream
+        assert short.status_code == 400 and "too short: 400 samples" in short.json()["error"]["message"], short.text
     runner.stop()

@@ -180,6 +180,14 @@ class WhisperLogitsRules:
 SEGMENT_FRAMES = 3000  # Whisper reads 30 s windows of 10 ms log-mel frames
 
 
+class NoRoomForPrompt(ValueError):
+    """A window's prompt (``prompt_ids``, the previous text) leaves no room in the compiled ``ctx_len``."""
+
+    def __init__(self, prompt_tokens: int, start_tokens: int, ctx_len: int, max_positions: int, message: str) -> None:
+        super().__init__(message)
+        self.prompt_tokens, self.start_tokens, self.ctx_len, self.max_positions = prompt_tokens, start_tokens, ctx_len, max_positions
+
+
 @dataclass
 class WindowResult:
     """One row's decoding of one window: its tokens (the end token included, where it came), their mean log-probability
@@ -342,11 +350,15 @@ class SpeechSeq2SeqGeneration:
         need = longest + start_tokens + (generation_len or 1) - 1
         if longest and need > self.ctx_len:
             what = "condition_on_prev_tokens puts up to" if lf.condition_on_prev_tokens else "prompt_ids put"
-            raise ValueError(
+            raise NoRoomForPrompt(
+                longest,
+                start_tokens,
+                self.ctx_len,
+                d.max_target_positions,
                 f"{what} {longest} tokens before each window's {start_tokens} start tokens; with generation_len="
                 f"{generation_len} that needs ctx_len >= {need}, and this model was compiled with ctx_len={self.ctx_len}: "
                 f"compile(ctx_len={min(max(need, self.ctx_len), d.max_target_positions)}) (at most max_target_positions="
-                f"{d.max_target_positions}), or shorten the prompt."
+                f"{d.max_target_positions}), or shorten the prompt.",
             )
 
     def _decode_with_fallback(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, rngs, align):

@@ -22,6 +22,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from QEfficient.generation.speech_generation import NoRoomForPrompt
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, served_model_names
 from QEfficient.serving.runner import NoRunner
@@ -135,8 +136,33 @@ def _decoding_options(fields: dict[str, str], processor) -> dict:
         if temperature > 0:
             options["temperature"] = temperature
     if fields.get("prompt"):
-        options["prompt_ids"] = processor.get_prompt_ids(fields["prompt"], return_tensors="np")
+        try:
+            options["prompt_ids"] = processor.get_prompt_ids(fields["prompt"], return_tensors="np")
+        except ValueError as err:  # the text of a special token (<|en|>, <|endoftext|>): transformers refuses it
+            raise APIError(400, f"{err} Send the prompt as plain text.", param="prompt") from None
     return options
+
+
+def _no_room(err: NoRoomForPrompt, model_id: str) -> APIError:
+    """A 400 for a ``prompt`` that leaves no room in the decoder the server compiled, in the form's terms."""
+    most = err.ctx_len - err.start_tokens - 1  # (its first token is <|startofprev|>)
+    more = f"serve '{model_id}' with a larger --ctx_len (at most {err.max_positions})" if err.ctx_len < err.max_positions else ""
+    fix = f"shorten it to at most {most} tokens" if most > 0 else ""
+    return APIError(
+        400,
+        f"The prompt takes {err.prompt_tokens - 1} tokens, and each 30 s window's {err.start_tokens} start tokens follow it: "
+        f"more than the {err.ctx_len} tokens this server's decoder holds. {' or '.join(w for w in (fix, more) if w).capitalize()}.",
+        param="prompt",
+    )
+
+
+def _english_only_language(model, language: str | None) -> str | None:
+    """The form's ``language``, where an English-only model is asked for English: none (the model's own; openai-whisper and
+    faster-whisper accept it, transformers refuses it)."""
+    english_only = not getattr(model.hf.generation_config, "lang_to_id", None)
+    if english_only and language and language.strip().lower() in ("en", "english", "<|en|>"):
+        return None
+    return language
 
 
 def create_speech_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES):
@@ -175,7 +201,8 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             )
         if task == "translate" and not getattr(model.hf.generation_config, "task_to_id", None):
             raise APIError(400, f"'{model_id}' is an English-only model and does not translate: use /v1/audio/transcriptions.")
-        options = {"language": text_field.get("language") or None, "task": task, **_decoding_options(text_field, processor)}
+        language = _english_only_language(model, text_field.get("language") or None)
+        options = {"language": language, "task": task, **_decoding_options(text_field, processor)}
         if response_format in _TIMED:
             options.update(return_timestamps=True, return_segments="word" not in granularities or "segment" in granularities)
         if "word" in granularities:
@@ -188,6 +215,8 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         async with lock:
             try:
                 info = await asyncio.to_thread(model.transcribe, audio, processor, None, **options)
+            except NoRoomForPrompt as err:
+                raise _no_room(err, model_id) from None
             except ValueError as err:
                 raise APIError(400, str(err)) from None
         text = info.texts[0]
@@ -212,7 +241,10 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
                 if segments:
                     pieces.add(np.concatenate([s.tokens for s in segments]))
 
-            info = model.transcribe(audio, processor, None, on_segments=on_segments, **options)
+            try:
+                info = model.transcribe(audio, processor, None, on_segments=on_segments, **options)
+            except NoRoomForPrompt as err:  # (before any window: a 400 answer, see worker_items)
+                raise ValueError(_no_room(err, model_id).message) from None
             send("done", info.texts[0], pieces, info)
 
         def usage(_pieces, info) -> dict:

@@ -72,7 +72,10 @@ def check_audio_length(samples: int, rate: int, what: str, max_seconds: int = MA
     if samples < MIN_SAMPLES:
         raise APIError(400, f"{what} holds {samples} samples; send at least {MIN_SAMPLES} (25 ms at 16 kHz).", param="file")
     if samples > max_seconds * rate:
-        raise APIError(400, f"{what} lasts {samples / rate:.1f} s; this server reads up to {max_seconds} s: cut it.", param="file")
+        limit = f"{max_seconds} s ({max_seconds * rate} samples)"
+        raise APIError(
+            400, f"{what} holds {samples} samples ({samples / rate:.3f} s); this server reads up to {limit}: cut it.", param="file"
+        )
 
 
 def timed_words(tokens: list[dict]) -> list[dict]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
+from QEfficient.serving.errors import APIError
 from QEfficient.serving.stop_strings import common_start
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ _END = ("end",)
 async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]], None]) -> AsyncIterator[tuple]:
     """Runs ``work(send)`` on a worker thread once ``lock`` is held, releasing it when the thread ends; returns the
     items it ``send``s, in order, as an async iterator, ending with ``("error", message, code)`` where it raised (400:
-    a request the model refuses, ValueError or NotImplementedError; 500: anything else, logged)."""
+    a request the model refuses, ValueError or NotImplementedError; 500: anything else, logged). Returns once the first
+    item has come: where the work raised before sending anything, that error is raised here as an APIError."""
     loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
     def send(*item) -> None:
@@ -49,10 +51,15 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
         lock.release()
         raise
     job.add_done_callback(lambda _: lock.release())
+    first = await queue.get()
+    if first[0] == "error":  # refused before its first item: an error answer, not a stream (vLLM checks before it streams)
+        raise APIError(first[2], first[1], kind="invalid_request_error" if first[2] == 400 else "server_error")
 
     async def items() -> AsyncIterator[tuple]:
-        while (item := await queue.get()) != _END:
+        item = first
+        while item != _END:
             yield item
+            item = await queue.get()
 
     return items()
 
