@@ -79,6 +79,8 @@ def test_a_response_holds_the_chat_answer_streamed_or_not(server):
     ] * 2
     assert events[-1].type == "response.incomplete" and final.output_text == response.output_text
     assert final.usage.output_tokens == response.usage.output_tokens
+    # the item max_output_tokens cut is incomplete, the one before it completed, as OpenAI's
+    assert [item.status for item in response.output] == [item.status for item in final.output] == ["completed", "incomplete"]
 
 
 def test_output_text_logprobs(server):
@@ -195,6 +197,8 @@ def test_function_calls_and_json_output(server):
         ({"input": "hi", "tools": [{"type": "function"}]}, "tools"),
         ({"input": "hi", "reasoning": {"effort": 5}}, "reasoning"),
         ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": 5}]}, "input"),
+        ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
+        ({"input": "hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function"}}, "tool_choice"),
     ],
 )
 def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body, param):
@@ -203,6 +207,8 @@ def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body
     with pytest.raises(_openai().BadRequestError) as caught:
         client.responses.create(**{k: v for k, v in request_body.items() if k not in extra}, extra_body=extra)
     assert caught.value.body["param"] == param
+    message = caught.value.body["message"]  # in the Responses API's terms, not the chat request it becomes
+    assert "'max_tokens'" not in message and "'messages'" not in message and '"function": {' not in message, message
 
 
 # Anthropic's Messages API, driven by Anthropic's own Python client against the same server
@@ -268,6 +274,10 @@ def test_tool_use_blocks_in_and_out(claude):
     with client.messages.stream(**forced) as stream:
         final = stream.get_final_message()
     assert [(b.name, b.input) for b in final.content if b.type == "tool_use"] == uses and final.stop_reason == "tool_use"
+    cut = {**forced, "max_tokens": 3}  # a call cut short is max_tokens' stop, not a finished tool_use
+    assert client.messages.create(**cut).stop_reason == "max_tokens"
+    with client.messages.stream(**cut) as stream:
+        assert stream.get_final_message().stop_reason == "max_tokens"
     use = {"type": "tool_use", "id": "t1", "name": "get_time", "input": {"zone": 2}}
     result = [{"type": "tool_result", "tool_use_id": "t1", "content": "10:00"}, {"type": "text", "text": "thanks"}]
     turns = [
@@ -313,6 +323,8 @@ def test_every_error_of_the_messages_routes_is_in_anthropic_s_shape(claude):
         ({"messages": MESSAGES, "max_tokens": 4, "temperature": "hot"}, "temperature"),
         ({"messages": MESSAGES, "max_tokens": 4, "thinking": "yes"}, "'thinking' must be an object"),
         ({"messages": MESSAGES, "max_tokens": 4, "tool_choice": {"type": "foo"}}, "tool_choice"),  # without tools too
+        ({"messages": MESSAGES, "max_tokens": 4, "stop_sequences": [""]}, "'stop_sequences'"),  # the chat route's, named as sent
+        ({"messages": MESSAGES, "max_tokens": 0}, "'max_tokens' is out of range"),
         (
             {
                 "messages": [*MESSAGES, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": [1]}]}],

@@ -322,9 +322,25 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
             calls, reason = streamed_calls(url, body)
             assert calls == [(c["function"]["name"], c["function"]["arguments"]) for c in whole[str(choice)]["message"]["tool_calls"]]
             assert reason == whole[str(choice)]["finish_reason"]
+        # cut by max_tokens: the calls whose names were written (the last one's arguments cut short), streamed or not
+        named_at = []
+        for cut in (3, 16, 24):
+            body = {"messages": messages, "tools": TOOLS, "tool_choice": "required", "max_tokens": cut, "temperature": 0}
+            answer = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()["choices"][0]
+            calls = [(c["function"]["name"], c["function"]["arguments"]) for c in answer["message"]["tool_calls"]]
+            assert answer["message"]["content"] == "" and answer["finish_reason"] == "length"
+            assert streamed_calls(url, {**body, "stream": True}) == (calls, "length")
+            named_at.append(len(calls))
+        assert named_at[0] == 0 and named_at[-1] == 1, named_at  # none named yet; one named, its arguments cut
         body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, "tool_choice": "auto"}
         r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice", r.text
+        # "none": no call, the tools still in the prompt (vLLM's default), checked as any other request's
+        body = {"messages": messages, "tools": TOOLS, "max_tokens": 1, "tool_choice": "none"}
+        r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+        assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == len(prompt_ids), r.text
+        r = loopback_http.post(f"{url}/v1/chat/completions", json={**body, "tools": [{"a": 1}]}, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text
 
 
 def streamed_calls(url: str, body: dict) -> tuple[list[tuple[str, str]], str]:

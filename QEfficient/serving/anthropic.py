@@ -219,7 +219,9 @@ class MessagesCall:
 def _stop(finish_reason: str | None, stop_reason: str | int | None, called: bool) -> tuple[str, str | None]:
     """Anthropic's ``stop_reason`` and ``stop_sequence`` for chat's finish reason and vLLM's stop reason (a stop string
     found, or a stop token id)."""
-    if called or finish_reason == "tool_calls":  # the calls' turn, whatever stopped it
+    if finish_reason == "length":  # cut short, a call too (its input then incomplete: Anthropic's clients ask again)
+        return "max_tokens", None
+    if called or finish_reason == "tool_calls":  # the calls' turn, whatever else stopped it
         return "tool_use", None
     if isinstance(stop_reason, str):
         return "stop_sequence", stop_reason

@@ -35,7 +35,7 @@ from QEfficient._version import __version__
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
 from QEfficient.generation.sampling import NoTokenLeft
-from QEfficient.serving.anthropic import MessagesCall
+from QEfficient.serving.anthropic import MESSAGES_FIELDS, MessagesCall
 from QEfficient.serving.anthropic import chat_body as anthropic_chat_body
 from QEfficient.serving.anthropic import error_body as anthropic_error
 from QEfficient.serving.beam_answers import beam_chunks, beam_payloads, searches_done
@@ -288,9 +288,8 @@ def create_app(
         executor = images.executor if images is not None and holds_media_parts(shape.chat) else None
         try:
             chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
-        except APIError as err:  # the chat route's 400, naming the Responses API's field
-            err.param = RESPONSES_FIELDS.get(err.param, err.param)
-            raise
+        except APIError as err:  # the chat route's 400, naming the Responses API's fields
+            raise err.in_terms_of(RESPONSES_FIELDS) from None
         return await answer(request, chat, shape)
 
     @app.post("/v1/messages")
@@ -299,7 +298,10 @@ def create_app(
             body = await asyncio.to_thread(parse_json, await read_body(request))
             shape = MessagesCall(body, model_id)
             executor = images.executor if images is not None and holds_media_parts(shape.chat) else None
-            chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
+            try:
+                chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
+            except APIError as err:  # the chat route's 400, naming the Messages API's fields
+                raise err.in_terms_of(MESSAGES_FIELDS) from None
             return await answer(request, chat, shape)
 
         return await in_anthropic_shape(reply)
@@ -311,7 +313,7 @@ def create_app(
             parser.check_model(chat)
             if images is not None:  # the prompt as a chat request makes it, its images' tokens in it
                 return {"input_tokens": len(parser.chat({**chat, "max_tokens": 1}).jobs[0].tokens)}
-            tools = chat.get("tools") if chat.get("tool_choice") != "none" else None  # as the answer's prompt has them
+            tools = chat.get("tools") or None  # as the answer's prompt has them, tool_choice "none"'s too
             text = parser.chat_prompt(chat["messages"], tools=tools, options=template_options(chat))
             return {"input_tokens": len(tokenizer(text, add_special_tokens=False)["input_ids"])}
 

@@ -17,3 +17,13 @@ class APIError(Exception):
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status)
+
+    def in_terms_of(self, fields: dict[str, str]) -> APIError:
+        """This chat-route error for a request another API's fields made (``fields``: chat's field -> that API's; a
+        Responses or Messages request becomes a chat request): its ``param`` and the fields its message quotes named as
+        the client sent them."""
+        for chat_field, own in fields.items():
+            if chat_field != own:
+                self.message = self.message.replace(f"'{chat_field}'", f"'{own}'")
+        self.param = fields.get(self.param, self.param)
+        return self

@@ -25,7 +25,12 @@ _PASSED_ON += ("chat_template_kwargs", "include_reasoning", "parallel_tool_calls
 LOGPROBS = "message.output_text.logprobs"  # the include that asks for the output text's logprobs
 _INCLUDED = (LOGPROBS, "reasoning.encrypted_content")  # the latter: nothing to include, there is no encrypted reasoning
 # the chat fields a Responses request's fields become, named back in a 400
-RESPONSES_FIELDS = {"max_tokens": "max_output_tokens", "response_format": "text", "messages": "input", "reasoning_effort": "reasoning"}
+RESPONSES_FIELDS = {
+    "max_tokens": "max_output_tokens",
+    "response_format": "text.format",
+    "messages": "input",
+    "reasoning_effort": "reasoning",
+}
 
 
 def _new_id(prefix: str) -> str:
@@ -149,10 +154,12 @@ def _tools(body: dict) -> dict:
     choice = body.get("tool_choice")
     if not tools and choice in ("auto", "none"):
         return out  # nothing to call: OpenAI takes it
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    elif choice in ("none", "auto", "required"):
+        out["tool_choice"] = choice
     elif choice is not None:
-        out["tool_choice"] = choice  # "none", "auto", "required"; anything else is the chat route's 400
+        raise APIError(400, '\'tool_choice\' must be "none", "auto", "required" or {"type": "function", "name": ...}.', "tool_choice")
     return out
 
 
@@ -264,6 +271,8 @@ class ResponsesCall:
             output.append(_message_item(_new_id("msg"), message.get("content") or "", logprobs=logprobs))
         for call in message.get("tool_calls") or []:
             output.append(_call_item(_new_id("fc"), call["id"], call["function"]["name"], call["function"]["arguments"]))
+        if choice["finish_reason"] == "length":  # the item being written when max_output_tokens cut it, as streamed
+            output[-1]["status"] = "incomplete"
         usage = self._usage(completion.get("usage"), message.get("reasoning") or "")
         return self._base("completed", output, usage, choice["finish_reason"])
 
@@ -378,8 +387,9 @@ class _EventWriter(DeltaReader):
         if item is None:
             return []
         where = {"item_id": item["id"], "output_index": len(self.output)}
+        status = "incomplete" if self.finish == "length" else "completed"  # (set by the last chunk: the last item's close)
         if item["type"] == "function_call":
-            done = {**item, "arguments": text, "status": "completed"}
+            done = {**item, "arguments": text, "status": status}
             out = [self.emit("response.function_call_arguments.done", **where, arguments=text)]
         else:
             part = {**item["content"][0], "text": text}
@@ -389,7 +399,7 @@ class _EventWriter(DeltaReader):
                 # and those of the tokens read since its last delta (an ending token's, a call's), as unstreamed
                 part["logprobs"], self.text_logprobs, self.logprobs = self.text_logprobs + self.logprobs, [], []
                 out = [self.emit("response.output_text.done", **where, content_index=0, text=text, logprobs=part["logprobs"])]
-            done = {**item, "content": [part], "status": "completed"}
+            done = {**item, "content": [part], "status": status}
             out.append(self._part_event("response.content_part.done", part))
         out.append(self.emit("response.output_item.done", output_index=len(self.output), item=done))
         self.output.append(done)

@@ -24,7 +24,6 @@ wrote for them, so the pieces of a stream add up to the arguments of the same re
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from QEfficient.serving import harmony
@@ -139,19 +138,13 @@ class ForcedTools:
         ]
         return {"type": "array", "minItems": 1, "items": {"type": "object", "anyOf": calls}}
 
-    def tool_calls(self, text: str) -> list[dict] | None:
-        """The answer as OpenAI's ``tool_calls``; None where it is not complete JSON (cut by ``max_tokens``)."""
+    def tool_calls(self, text: str) -> list[dict]:
+        """The answer as OpenAI's ``tool_calls``, as the stream sends them: a named function's arguments are the answer;
+        "required"'s calls are read from the array as written, so an answer cut by ``max_tokens`` gives the calls whose
+        names it holds, the last one's arguments cut short (none where no name was written: vLLM's empty list)."""
         if self.name is not None:
-            pairs = [(self.name, text)]
-        else:
-            try:
-                calls = json.loads(text)
-                if not all(isinstance(call["name"], str) and isinstance(call["parameters"], dict) for call in calls):
-                    return None
-            except (ValueError, TypeError, KeyError, RecursionError):
-                return None
-            pairs = [(name, arguments) for name, arguments, _ in scan_call_array(text)]  # as written, as streamed
-        return [tool_call(name, arguments) for name, arguments in pairs]
+            return [tool_call(self.name, text)]
+        return [tool_call(name, arguments or "") for name, arguments, _ in scan_call_array(text) if name]
 
     def stream(self) -> ToolCallStream:
         """A choice's stream: a named function's arguments are the answer itself; "required"'s calls are read from
@@ -160,11 +153,9 @@ class ForcedTools:
             return ToolCallStream(lambda text, final: (None, [(self.name, text, None)]))
         return ToolCallStream(lambda text, final: (None, scan_call_array(text)))
 
-    def message(self, text: str) -> dict | None:
-        """The assistant message holding the calls, or None where the answer is not complete JSON (cut by
-        ``max_tokens``: it is returned as text)."""
-        calls = self.tool_calls(text)
-        return None if calls is None else {"role": "assistant", "content": "", "tool_calls": calls}
+    def message(self, text: str) -> dict:
+        """The assistant message holding the calls (the answer is held to their schema: it is never text)."""
+        return {"role": "assistant", "content": "", "tool_calls": self.tool_calls(text)}
 
     def finish_reason(self, reason: str | None) -> str | None:
         """OpenAI's: a forced named function ends with "stop"; calls the model chose among the tools with
@@ -220,12 +211,12 @@ def requested_tools(body: dict, parser: str | None = None) -> ForcedTools | Auto
     if body.get("function_call") not in (None, "none") or (body.get("functions") and body.get("function_call") != "none"):
         raise APIError(400, "The legacy 'functions' / 'function_call' are not supported: send 'tools' and 'tool_choice'.", "functions")
     tools, choice = body.get("tools"), body.get("tool_choice")
+    if tools and (not isinstance(tools, list) or not all(_is_function_tool(t) for t in tools)):
+        raise APIError(400, '\'tools\' must be a list of {"type": "function", "function": {"name", "parameters"}} objects.', "tools")
     if choice == "none" or (not tools and choice is None):
-        return None
+        return None  # (the prompt still shows "none"'s tools: prompt_tools)
     if not tools:
         raise APIError(400, "'tool_choice' needs 'tools'.", "tool_choice")
-    if not isinstance(tools, list) or not all(_is_function_tool(t) for t in tools):
-        raise APIError(400, '\'tools\' must be a list of {"type": "function", "function": {"name", "parameters"}} objects.', "tools")
     if choice in (None, "auto"):
         if parser is not None:
             return AutoTools(tools, parser)
@@ -247,6 +238,12 @@ def requested_tools(body: dict, parser: str | None = None) -> ForcedTools | Auto
     if name not in [t["function"]["name"] for t in tools]:
         raise APIError(400, f"'tool_choice' names the function '{name}', which is not among 'tools'.", "tool_choice")
     return ForcedTools(tools, name)
+
+
+def prompt_tools(body: dict, requested: ForcedTools | AutoTools | None) -> list[dict] | None:
+    """The tools the chat template is given: those of the request, ``tool_choice`` "none" too (as vLLM, whose
+    --exclude-tools-when-tool-choice-none is off by default); ``requested``: requested_tools(body), which checked them."""
+    return requested.tools if requested is not None else body.get("tools") or None
 
 
 def _is_function_tool(tool: Any) -> bool:
