@@ -54,8 +54,15 @@ def test_a_batch_of_two_images(llava_dir, kv_offload):
     prompts = ["<image> My name is", "What is in <image> here?"]
     images = [image(2, (30, 30)), image(3, (64, 20))]  # other sizes than img_size: the processor resizes
     info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=10, stream=False)
-    for img, prompt, row in zip(images, prompts, info.generated_ids[0]):
-        ref = hf_reference(llava_dir, processor, img, prompt, 10)
+    refs = [hf_reference(llava_dir, processor, img, prompt, 10) for img, prompt in zip(images, prompts)]
+    for ref, row in zip(refs, info.generated_ids[0]):
+        assert row[: len(ref)].tolist() == ref
+    # the processor's padded batch without its attention mask: the padding told apart as transformers' generate() does
+    padded = dict(processor(images=images, text=prompts, return_tensors="pt", padding=True))
+    assert (padded.pop("attention_mask") == 0).any()
+    with pytest.warns(UserWarning, match="streamer is fed at batch size 1 only"):
+        info = model.generate(inputs=padded, generation_len=10, stream=False, streamer=object())
+    for ref, row in zip(refs, info.generated_ids[0]):
         assert row[: len(ref)].tolist() == ref
 
 
@@ -197,3 +204,35 @@ def test_infer_refuses_a_decompression_bomb_with_a_clear_error(tmp_path):
     Image.new("1", (15000, 15000)).save(path)  # 27 KB that would decode to 675 MB of RGB
     with pytest.raises(ValueError, match="cannot read the image .*decompression bomb"):
         load_image(image_path=str(path))
+
+
+def test_images_are_read_upright_and_transparent_pixels_on_white():
+    """A JPEG with an EXIF orientation is turned as transformers' load_image turns it (a phone's photo is not read
+    sideways); an image with transparency is put on white, as transformers' convert_to_rgb and vLLM's loader put it:
+    the server's data URLs and infer's files alike."""
+    import base64
+    import io
+
+    from transformers.image_transforms import convert_to_rgb
+    from transformers.image_utils import load_image
+
+    from QEfficient.cloud.infer import load_image as infer_load_image
+    from QEfficient.serving.vision_language import read_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: the camera was held upright
+    buffer = io.BytesIO()
+    image(4, (60, 30)).save(buffer, "JPEG", exif=exif)
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    upright = np.asarray(load_image(url))
+    assert upright.shape[:2] == (30, 60)
+    np.testing.assert_array_equal(np.asarray(read_image(url, "image 0")), upright)
+    rgba = Image.fromarray(np.random.default_rng(5).integers(0, 256, (20, 24, 4), dtype=np.uint8), "RGBA")
+    for kind in ("RGBA", "LA"):
+        buffer = io.BytesIO()
+        rgba.convert(kind).save(buffer, "PNG")
+        url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        np.testing.assert_array_equal(np.asarray(read_image(url, "image 0")), np.asarray(convert_to_rgb(rgba.convert(kind))))
+    file = io.BytesIO(buffer.getvalue())
+    file.name = "la.png"
+    np.testing.assert_array_equal(np.asarray(infer_load_image(file)), np.asarray(convert_to_rgb(rgba.convert("LA"))))

@@ -195,9 +195,10 @@ def test_function_calls_and_json_output(server):
         ({"input": "hi", "max_output_tokens": 100000}, "max_output_tokens"),  # the chat route's 400, named as asked
         ({"input": "hi", "reasoning": {"effort": "low"}, "chat_template_kwargs": "x"}, "chat_template_kwargs"),
         ({"input": "hi", "tools": [{"type": "function"}]}, "tools"),
-        ({"input": "hi", "reasoning": {"effort": 5}}, "reasoning"),
+        ({"input": "hi", "reasoning": {"effort": 5}}, "reasoning.effort"),
         ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": 5}]}, "input"),
         ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
+        ({"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": [1]}], "tool_choice": "none"}, "tools"),
         ({"input": "hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function"}}, "tool_choice"),
     ],
 )
@@ -318,6 +319,15 @@ def test_every_error_of_the_messages_routes_is_in_anthropic_s_shape(claude):
     [
         ({"messages": MESSAGES}, "max_tokens"),
         ({"messages": [{"role": "user", "content": [{"type": "document"}]}], "max_tokens": 4}, "block"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image png", "data": "AA"}}]}
+                ],
+                "max_tokens": 4,
+            },
+            "media_type must be an image's media type",
+        ),
         ({"messages": [{"role": "system", "content": "x"}], "max_tokens": 4}, "role"),
         ({"messages": MESSAGES, "max_tokens": 4, "tools": [{"name": "f"}], "tool_choice": {"type": "weird"}}, "tool_choice"),
         ({"messages": MESSAGES, "max_tokens": 4, "temperature": "hot"}, "temperature"),
@@ -325,6 +335,10 @@ def test_every_error_of_the_messages_routes_is_in_anthropic_s_shape(claude):
         ({"messages": MESSAGES, "max_tokens": 4, "tool_choice": {"type": "foo"}}, "tool_choice"),  # without tools too
         ({"messages": MESSAGES, "max_tokens": 4, "stop_sequences": [""]}, "'stop_sequences'"),  # the chat route's, named as sent
         ({"messages": MESSAGES, "max_tokens": 0}, "'max_tokens' is out of range"),
+        (
+            {"messages": MESSAGES, "max_tokens": 4, "tools": [{"name": "f", "input_schema": [1]}], "tool_choice": {"type": "none"}},
+            "input_schema must be",
+        ),
         (
             {
                 "messages": [*MESSAGES, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": [1]}]}],

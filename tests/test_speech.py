@@ -304,7 +304,7 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
         r = post(language="en", prompt="hello world " * 30)
         message = r.json()["error"]["message"]
         assert r.status_code == 400 and "more than the 40 tokens this server's decoder holds" in message, message
-        assert "Shorten it to at most 35 tokens or serve" in message and "generation_len" not in message
+        assert "Shorten it to at most 36 tokens or serve" in message and "generation_len" not in message
         r = post(language="en", temperature="0.7")
         assert r.status_code == 200 and isinstance(r.json()["text"], str)
         for bad in ("1.5", "warm"):
@@ -415,9 +415,12 @@ def test_server_streams_transcriptions(tiny_whisper):
             r = post(**({"stream": "yes"} if not bad else {"stream": "true", **bad}))
             assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
         # refused before its first window: a 400 answer, as without streaming (vLLM checks a request before it streams)
-        for bad, message in (({"language": "klingon"}, "Unsupported language"), ({"prompt": "hello " * 60}, "Shorten it")):
+        for bad, message, param in (
+            ({"language": "klingon"}, "Unsupported language", None),
+            ({"prompt": "hello " * 60}, "Shorten it", "prompt"),
+        ):
             r = post(stream="true", **bad)
-            assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+            assert r.status_code == 400 and message in r.json()["error"]["message"] and r.json()["error"]["param"] == param, r.text
         assert post(language="en").json()["text"] == whole  # the lock was let go
 
 
@@ -450,8 +453,8 @@ def test_wav_layouts_ffmpeg_writes_read_as_the_same_samples():
     pcm16 = (np.sin(np.arange(4000) / 5) * 20000).astype("<i2")
     expected = pcm16.astype(np.float32) / 32768
 
-    def wav(tag: int, width: int, frames: bytes, sub_format: int | None = None) -> bytes:
-        fmt = struct.pack("<HHIIHH", tag, 1, 16000, 16000 * width, width, 8 * width)
+    def wav(tag: int, width: int, frames: bytes, sub_format: int | None = None, channels: int = 1) -> bytes:
+        fmt = struct.pack("<HHIIHH", tag, channels, 16000, 16000 * width * channels, width * channels, 8 * width)
         if sub_format is not None:  # cbSize, valid bits, channel mask, then the sub-format GUID
             fmt += struct.pack("<HHIH", 22, 8 * width, 4, sub_format) + bytes.fromhex("000000001000800000aa00389b71")
         body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(frames)) + frames
@@ -467,6 +470,12 @@ def test_wav_layouts_ffmpeg_writes_read_as_the_same_samples():
         wav(3, 8, expected.astype("<f8").tobytes()),
     ):
         np.testing.assert_array_equal(decode_wav(data), expected)
+    with pytest.raises(ValueError, match="not finite numbers"):
+        decode_wav(wav(3, 4, np.array([0.5, np.nan], "<f4").tobytes()))
+    stereo = np.stack([pcm16, pcm16 // 2], 1)
+    stereo24 = np.frombuffer((stereo.astype("<i4") << 16).tobytes(), np.uint8).reshape(-1, 4)[:, 1:].tobytes()
+    two = wav(0xFFFE, 3, stereo24, sub_format=1, channels=2)
+    np.testing.assert_array_equal(decode_wav(two), stereo.astype(np.float32).mean(axis=1) / 32768)
     with pytest.raises(ValueError, match="16-bit floating-point samples; use 8, 16, 24 or 32-bit PCM or 32-bit float"):
         decode_wav(wav(3, 2, pcm16.tobytes()))
     with pytest.raises(ValueError, match=r"not a PCM WAV file \(unknown format: 6\)"):

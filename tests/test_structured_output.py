@@ -332,6 +332,11 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
             assert streamed_calls(url, {**body, "stream": True}) == (calls, "length")
             named_at.append(len(calls))
         assert named_at[0] == 0 and named_at[-1] == 1, named_at  # none named yet; one named, its arguments cut
+        body = {"messages": messages, "tools": TOOLS, "tool_choice": "required", "max_tokens": 60, "temperature": 0, "stop": ["parameters"]}
+        answer = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()["choices"][0]
+        calls = [(c["function"]["name"], c["function"]["arguments"]) for c in answer["message"]["tool_calls"]]
+        assert answer["finish_reason"] == "stop" and len(calls) == 1 and calls[0][1] == ""  # cut by the stop string: not "tool_calls"
+        assert streamed_calls(url, {**body, "stream": True}) == (calls, "stop")
         body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, "tool_choice": "auto"}
         r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice", r.text

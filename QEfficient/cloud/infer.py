@@ -25,6 +25,7 @@ from QEfficient.cloud._cli import (
     step,
 )
 from QEfficient.utils.extras import MissingExtraError, require_extra
+from QEfficient.utils.images import upright_rgb
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,8 +151,8 @@ def load_image(image_path: str | None = None, image_url: str | None = None, time
                 raise ValueError(f"--image_url must be an http(s):// or file:// URL, got '{image_url}' (use --image_path for a file).")
             with urllib.request.urlopen(image_url, timeout=timeout) as response:
                 data = io.BytesIO(response.read())
-            return Image.open(data).convert("RGB")
-        return Image.open(image_path).convert("RGB")
+            return upright_rgb(Image.open(data))
+        return upright_rgb(Image.open(image_path))
     except urllib.error.URLError as err:  # HTTPError included
         reason = f"HTTP {err.code} {err.reason}" if isinstance(err, urllib.error.HTTPError) else err.reason
         raise ValueError(

@@ -183,9 +183,12 @@ SEGMENT_FRAMES = 3000  # Whisper reads 30 s windows of 10 ms log-mel frames
 class NoRoomForPrompt(ValueError):
     """A window's prompt (``prompt_ids``, the previous text) leaves no room in the compiled ``ctx_len``."""
 
-    def __init__(self, prompt_tokens: int, start_tokens: int, ctx_len: int, max_positions: int, message: str) -> None:
+    def __init__(self, prompt_tokens: int, start_tokens: int, ctx_len: int, max_positions: int, from_prompt: bool, message: str) -> None:
+        """``prompt_tokens``: the longest a window's prompt gets; ``from_prompt``: whether that is the user's prompt (else
+        the previous window's text, condition_on_prev_tokens)."""
         super().__init__(message)
         self.prompt_tokens, self.start_tokens, self.ctx_len, self.max_positions = prompt_tokens, start_tokens, ctx_len, max_positions
+        self.from_prompt = from_prompt
 
 
 @dataclass
@@ -355,6 +358,7 @@ class SpeechSeq2SeqGeneration:
                 start_tokens,
                 self.ctx_len,
                 d.max_target_positions,
+                longest == prompt,
                 f"{what} {longest} tokens before each window's {start_tokens} start tokens; with generation_len="
                 f"{generation_len} that needs ctx_len >= {need}, and this model was compiled with ctx_len={self.ctx_len}: "
                 f"compile(ctx_len={min(max(need, self.ctx_len), d.max_target_positions)}) (at most max_target_positions="

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -431,6 +432,13 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         tokenizer = right_padding(tokenizer, quiet=True)  # (the prompts arrive tokenized: a processor's side is moot here)
         eos = eos_token_ids(tokenizer, self.hf.generation_config)
         prefiller = self._prefiller(qconfig, tokenizer)
+        if streamer is not None and (self.continuous_batching or self._sessions[0].batch_size > 1):
+            warnings.warn(
+                "streamer is fed at batch size 1 only (transformers' streamers take one row); this model runs "
+                f"{'continuous batching' if self.continuous_batching else f'batches of {self._sessions[0].batch_size}'}: nothing "
+                "is streamed. Compile with batch_size=1 to stream, or read the result.",
+                stacklevel=2,
+            )
         if self.continuous_batching:
             info = self._generate_continuous(token_lists, vision_inputs, tokenizer, eos, prefiller, generation_len, sampling)
         else:
@@ -480,7 +488,10 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         return token_lists[0], self._request_extras(prefiller, token_lists, self._vision_inputs(inputs, token_lists))[0]
 
     def prompt_token_lists(self, inputs) -> list[list[int]]:
-        """Each prompt's tokens as the language graph reads them (image tokens included), from the processor's outputs."""
+        """Each prompt's tokens as the language graph reads them (image tokens included), from the processor's outputs;
+        without an attention mask, the padding is told apart as transformers' generate() does (``_padding_mask``)."""
+        if hasattr(inputs, "keys") and "attention_mask" not in inputs and "input_ids" in inputs:
+            inputs = {**inputs, "attention_mask": self._padding_mask(inputs["input_ids"])}
         try:
             return self.adapter.prompt_token_lists(inputs, self.config)
         except KeyError as err:  # pixel_values alone, say
@@ -490,6 +501,16 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 f"inputs hold no {err.args[0]}: pass the processor's whole output for the prompts and their images "
                 "(inputs=processor(images=..., text=...))."
             ) from None
+
+    def _padding_mask(self, input_ids) -> np.ndarray:
+        """transformers' mask for inputs given without one: the pad token's positions left out where the prompts hold it
+        and it is not an end token (else every position kept)."""
+        ids = np.asarray(input_ids)
+        pad, eos = self.hf.generation_config.pad_token_id, self.hf.generation_config.eos_token_id
+        ends = set(eos if isinstance(eos, (list, tuple)) else [eos])
+        if pad is None or pad in ends or not (ids == pad).any():
+            return np.ones_like(ids)
+        return (ids != pad).astype(np.int64)
 
     def _request_extras(self, prefiller: ImagePrefill, token_lists, vision_inputs) -> list[dict]:
         rows_vision, rows_embeds = prepare_images(prefiller, self._sessions[1], token_lists, vision_inputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,9 +40,16 @@ def _text(blocks: Any, where: str) -> str:
     raise APIError(400, f"{where} must be a string or a list of text blocks.", where.split("[")[0])
 
 
+_MEDIA_TYPE = re.compile(r"image/[A-Za-z0-9.+-]+")  # Anthropic's: image/jpeg, image/png, image/gif, image/webp
+
+
 def _image(block: dict, where: str) -> dict:
     source = block.get("source") if isinstance(block.get("source"), dict) else {}
     if source.get("type") == "base64" and isinstance(source.get("data"), str) and isinstance(source.get("media_type"), str):
+        if not _MEDIA_TYPE.fullmatch(source["media_type"]):
+            raise APIError(
+                400, f"{where}.source.media_type must be an image's media type such as image/png, got {source['media_type']!r}.", "messages"
+            )
         return {"type": "image_url", "image_url": {"url": f"data:{source['media_type']};base64,{source['data']}"}}
     if source.get("type") == "url" and isinstance(source.get("url"), str):
         return {"type": "image_url", "image_url": {"url": source["url"]}}
@@ -108,6 +116,9 @@ def _tools(body: dict) -> dict:
     if tools:
         if not isinstance(tools, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools):
             raise APIError(400, "'tools' must be a list of {name, description, input_schema} tools.", "tools")
+        for i, tool in enumerate(tools):
+            if tool.get("input_schema") is not None and not isinstance(tool["input_schema"], dict):
+                raise APIError(400, f"tools[{i}].input_schema must be a JSON schema object.", "tools")
         out["tools"] = [
             {
                 "type": "function",

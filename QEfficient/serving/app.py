@@ -318,7 +318,10 @@ def create_app(
             return {"input_tokens": len(tokenizer(text, add_special_tokens=False)["input_ids"])}
 
         async def reply():
-            return await asyncio.to_thread(count, await read_body(request))
+            try:
+                return await asyncio.to_thread(count, await read_body(request))
+            except APIError as err:  # the chat route's 400, naming the Messages API's fields
+                raise err.in_terms_of(MESSAGES_FIELDS) from None
 
         return await in_anthropic_shape(reply)
 
@@ -423,7 +426,7 @@ def create_app(
                 read = texts[index] if reads_markup(call) else content
                 message = call.tools.message(read) if call.tools is not None else None
                 if message is not None:  # tool calls (serving/tools.py)
-                    body, reason = {"message": {**message, **thinking}}, call.tools.finish_reason(reason)
+                    body, reason = {"message": {**message, **thinking}}, call.tools.finish_reason(reason, read)
                 elif call.tools is not None and content:  # no calls: the text less the syntax's markers, as streamed
                     body["message"]["content"] = call.tools.plain(read)
                 if call.chat_echo:  # vLLM's: the continued message's text first
@@ -536,7 +539,7 @@ def create_app(
                     if tool_streams is not None:  # the calls as they are written, in the content (harmony's: the answer)
                         calls = tool_streams[index]
                         delta = calls.delta(raw if reads_markup(call) else piece, final=reason is not None) or {}
-                        reason = call.tools.finish_reason(reason) if calls.called else reason
+                        reason = call.tools.finish_reason(reason, calls.text) if calls.called else reason
                     delta = {**fields, **delta}
                     if not (delta or reason or (logprobs and any(logprobs.values()))):
                         return None  # a piece held back (it may begin a call or a tag)

@@ -29,7 +29,7 @@ RESPONSES_FIELDS = {
     "max_tokens": "max_output_tokens",
     "response_format": "text.format",
     "messages": "input",
-    "reasoning_effort": "reasoning",
+    "reasoning_effort": "reasoning.effort",
 }
 
 
@@ -149,6 +149,8 @@ def _tools(body: dict) -> dict:
                 raise APIError(400, f"tools[{i}] is a {tool.get('type')!r} tool; this server calls functions only.", "tools")
             if not isinstance(tool.get("name"), str):
                 raise APIError(400, f"tools[{i}] needs a 'name'.", "tools")
+            if tool.get("parameters") is not None and not isinstance(tool["parameters"], dict):
+                raise APIError(400, f"tools[{i}].parameters must be a JSON schema object.", "tools")
         keys = ("name", "description", "parameters")
         out["tools"] = [{"type": "function", "function": {k: t[k] for k in keys if t.get(k) is not None}} for t in tools]
     choice = body.get("tool_choice")

@@ -228,9 +228,10 @@ def create_seq2seq_app(
         """Server-sent events as vLLM sends them: each choice's text in pieces as it is decoded (one generate() call for
         every prompt, as without streaming: the same batches and seeds), then each choice's finish reason, the usage
         where asked (``usage``: each choice's prompt tokens, whether every chunk carries its choice's usage so far, vLLM's
-        continuous_usage_stats, and the prompts' tokens, each prompt once), then [DONE]; a failure ends it with vLLM's
-        error event. The lock is held until the worker thread is done, even when the client leaves first. With stop
-        strings each choice's text is held back where it may begin one (StopStream)."""
+        continuous_usage_stats, and the prompts' tokens, each prompt once), then [DONE]; a failure after the first piece
+        ends it with vLLM's error event (before it, it is an error answer: worker_items). The lock is held until the
+        worker thread is done, even when the client leaves first. With stop strings each choice's text is held back where
+        it may begin one (StopStream)."""
         beams = not options.get("do_sample") and (model.generation_config.num_beams or 1) > 1
         held: dict[int, StopStream] = {}
 

@@ -144,15 +144,19 @@ def _decoding_options(fields: dict[str, str], processor) -> dict:
 
 
 def _no_room(err: NoRoomForPrompt, model_id: str) -> APIError:
-    """A 400 for a ``prompt`` that leaves no room in the decoder the server compiled, in the form's terms."""
-    most = err.ctx_len - err.start_tokens - 1  # (its first token is <|startofprev|>)
-    more = f"serve '{model_id}' with a larger --ctx_len (at most {err.max_positions})" if err.ctx_len < err.max_positions else ""
-    fix = f"shorten it to at most {most} tokens" if most > 0 else ""
+    """A 400 for a window's prompt (the form's ``prompt``, or the previous window's text where the checkpoint conditions
+    on it) that leaves no room in the decoder the server compiled, in the form's terms."""
+    fixes = [f"shorten it to at most {err.ctx_len - err.start_tokens} tokens"] if err.from_prompt else []
+    if err.ctx_len < err.max_positions:
+        fixes.append(f"serve '{model_id}' with a larger --ctx_len (at most {err.max_positions})")
+    what = "The prompt takes" if err.from_prompt else "This model puts the previous window's text (up to"
+    tokens = f"{err.prompt_tokens} tokens with its <|startofprev|>" + ("" if err.from_prompt else ")")
+    fix = " or ".join(fixes)
     return APIError(
         400,
-        f"The prompt takes {err.prompt_tokens - 1} tokens, and each 30 s window's {err.start_tokens} start tokens follow it: "
-        f"more than the {err.ctx_len} tokens this server's decoder holds. {' or '.join(w for w in (fix, more) if w).capitalize()}.",
-        param="prompt",
+        f"{what} {tokens} before each 30 s window's {err.start_tokens} start tokens: {err.prompt_tokens + err.start_tokens}, "
+        f"more than the {err.ctx_len} tokens this server's decoder holds." + (f" {fix[:1].upper()}{fix[1:]}." if fix else ""),
+        param="prompt" if err.from_prompt else None,
     )
 
 
@@ -244,7 +248,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             try:
                 info = model.transcribe(audio, processor, None, on_segments=on_segments, **options)
             except NoRoomForPrompt as err:  # (before any window: a 400 answer, see worker_items)
-                raise ValueError(_no_room(err, model_id).message) from None
+                raise _no_room(err, model_id) from None
             send("done", info.texts[0], pieces, info)
 
         def usage(_pieces, info) -> dict:

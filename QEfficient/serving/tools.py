@@ -24,6 +24,7 @@ wrote for them, so the pieces of a stream add up to the arguments of the same re
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from QEfficient.serving import harmony
@@ -157,10 +158,10 @@ class ForcedTools:
         """The assistant message holding the calls (the answer is held to their schema: it is never text)."""
         return {"role": "assistant", "content": "", "tool_calls": self.tool_calls(text)}
 
-    def finish_reason(self, reason: str | None) -> str | None:
+    def finish_reason(self, reason: str | None, text: str) -> str | None:
         """OpenAI's: a forced named function ends with "stop"; calls the model chose among the tools with
-        "tool_calls"."""
-        return "tool_calls" if self.name is None and reason == "stop" else reason
+        "tool_calls", once their array is complete (a stop string may cut it: "stop" then, as cut)."""
+        return "tool_calls" if self.name is None and reason == "stop" and _complete_json(text) else reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +201,7 @@ class AutoTools:
         plain = PARSERS[self.parser].plain
         return text if plain is None else plain(text)
 
-    def finish_reason(self, reason: str | None) -> str | None:
+    def finish_reason(self, reason: str | None, text: str) -> str | None:
         return "tool_calls" if reason == "stop" else reason
 
 
@@ -244,6 +245,14 @@ def prompt_tools(body: dict, requested: ForcedTools | AutoTools | None) -> list[
     """The tools the chat template is given: those of the request, ``tool_choice`` "none" too (as vLLM, whose
     --exclude-tools-when-tool-choice-none is off by default); ``requested``: requested_tools(body), which checked them."""
     return requested.tools if requested is not None else body.get("tools") or None
+
+
+def _complete_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _is_function_tool(tool: Any) -> bool:

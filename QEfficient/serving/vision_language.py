@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from QEfficient.serving.protocol import APIError, artifact_model_names, served_model_names
+from QEfficient.utils.images import upright_rgb
 
 # A request body carries its images in base64; 4 MiB (the text server's limit) is one phone photo.
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -66,7 +67,7 @@ def read_image(
                     "Resize it before sending.",
                     "messages",
                 )
-            return image.convert("RGB")
+            return upright_rgb(image)
     except (APIError, MemoryError):
         raise
     except UnidentifiedImageError:

@@ -167,7 +167,8 @@ def create_vision_seq2seq_app(
     ) -> StreamingResponse:
         """vLLM's chat stream: each of the ``answers`` choices' role, its text in pieces as it is decoded (with beams,
         whole), its finish reason, the usage where asked (``prompt_tokens`` not None; ``continuous``: in every chunk too,
-        vLLM's continuous_usage_stats), then [DONE]; a failure ends it with vLLM's error event."""
+        vLLM's continuous_usage_stats), then [DONE]; a failure after the first piece ends it with vLLM's error event
+        (before it, it is an error answer: worker_items)."""
         beams = not options.get("do_sample") and (model.generation_config.num_beams or 1) > 1
         held = [StopStream(*stops, decode) for _ in range(answers)]  # with stop strings: the text that may begin one
 

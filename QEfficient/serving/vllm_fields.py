@@ -72,7 +72,7 @@ def requested_beams(body: dict, n: int, supported: bool) -> BeamSettings | None:
         )
         raise APIError(400, message, "use_beam_search")
     for name, off in _NOT_WITH_BEAMS.items():
-        if name == "tools" and body.get("tool_choice") == "none":  # tools offered, none called: nothing to apply
+        if name == "tools" and body.get("tool_choice") == "none":  # tools offered, none called: only the prompt shows them
             continue
         if not is_off(body.get(name), off):
             raise APIError(400, f"'{name}' is not applied with beam search here: leave it out, or leave out 'use_beam_search'.", name)

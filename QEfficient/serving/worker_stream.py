@@ -22,9 +22,10 @@ _END = ("end",)
 
 async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]], None]) -> AsyncIterator[tuple]:
     """Runs ``work(send)`` on a worker thread once ``lock`` is held, releasing it when the thread ends; returns the
-    items it ``send``s, in order, as an async iterator, ending with ``("error", message, code)`` where it raised (400:
-    a request the model refuses, ValueError or NotImplementedError; 500: anything else, logged). Returns once the first
-    item has come: where the work raised before sending anything, that error is raised here as an APIError."""
+    items it ``send``s, in order, as an async iterator, ending with ``("error", message, code, param)`` where it raised
+    (an APIError's own; 400: a request the model refuses, ValueError or NotImplementedError; 500: anything else, logged).
+    Returns once the first item has come: where the work raised before sending anything, that error is raised here as
+    an APIError (an error answer, not a stream that carries it: vLLM checks a request before it streams)."""
     loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
     def send(*item) -> None:
@@ -36,11 +37,13 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
     def run() -> None:
         try:
             work(send)
+        except APIError as err:  # worded by the server, its field named
+            send("error", err.message, err.status, err.param)
         except (ValueError, NotImplementedError) as err:
-            send("error", str(err), 400)
-        except Exception as err:  # the stream has begun: the client learns of it from an error event
+            send("error", str(err), 400, None)
+        except Exception as err:
             logger.exception("A streamed request failed")
-            send("error", f"The server failed while generating: {type(err).__name__}: {err}", 500)
+            send("error", f"The server had an error while processing your request ({type(err).__name__}).", 500, None)
         finally:
             send(*_END)
 
@@ -51,9 +54,17 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
         lock.release()
         raise
     job.add_done_callback(lambda _: lock.release())
-    first = await queue.get()
-    if first[0] == "error":  # refused before its first item: an error answer, not a stream (vLLM checks before it streams)
-        raise APIError(first[2], first[1], kind="invalid_request_error" if first[2] == 400 else "server_error")
+    first = asyncio.ensure_future(queue.get())
+    await asyncio.wait({first, job}, return_when=asyncio.FIRST_COMPLETED)
+    if not first.done():  # the thread ended: its items are queued, unless it never ran (the executor shut down)
+        if job.exception() is not None:
+            first.cancel()
+            raise job.exception()
+        await first
+    first = first.result()
+    if first[0] == "error":
+        _, message, status, param = first
+        raise APIError(status, message, param, kind="invalid_request_error" if status < 500 else "server_error")
 
     async def items() -> AsyncIterator[tuple]:
         item = first
@@ -64,10 +75,10 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
     return items()
 
 
-def error_event(message: str, code: int = 400) -> str:
+def error_event(message: str, code: int = 400, param: str | None = None) -> str:
     """vLLM's event for a request that failed after its first byte."""
-    kind = "BadRequestError" if code == 400 else "InternalServerError"
-    return f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': code}})}\n\n"
+    kind = "BadRequestError" if code < 500 else "InternalServerError"
+    return f"data: {json.dumps({'error': {'message': message, 'type': kind, 'param': param, 'code': code}})}\n\n"
 
 
 async def transcription_events(

@@ -15,7 +15,8 @@ _PCM = {1: ("u1", 128.0, 128.0), 2: ("<i2", 0.0, 32768.0), 4: ("<i4", 0.0, 21474
 
 
 def read_wav(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """PCM or float WAV (8/16/24/32-bit, any channels: averaged to mono) -> float32 samples in [-1, 1)."""
+    """PCM (8/16/24/32-bit) or float (32/64-bit) WAV, any channels (averaged to mono) -> float32 samples (PCM's in [-1, 1),
+    float's as written)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Audio file '{path}' does not exist.")
@@ -40,6 +41,8 @@ def decode_wav(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "the
     frames = frames[: len(frames) - len(frames) % (width * channels)]  # a file cut short mid-frame: its whole frames
     if is_float:
         samples = np.frombuffer(frames, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
+        if not np.isfinite(samples).all():
+            raise ValueError(f"'{name}' holds samples that are not finite numbers (NaN or infinity): it is damaged.")
     elif width == 3:  # little-endian 24-bit: widened to 32 bits (the low byte zero), then scaled as 32-bit
         padded = np.zeros((len(frames) // 3, 4), np.uint8)
         padded[:, 1:] = np.frombuffer(frames, np.uint8).reshape(-1, 3)
