@@ -111,6 +111,10 @@ def test_damaged_export_entry_is_reported_then_rebuilt(llama, home, file, how):
     if target.name.startswith(model.onnx_path.stem) and how != "delete":  # hard-linked into the artifact: damaged too
         with pytest.raises(CacheEntryDamagedError, match=re.escape(f"rm -rf '{qpc}'")):
             read_artifact(qpc)
+    if how == "flip":  # the damaged export's graph given by path: named, not compiled as if it were the export
+        other = QEFFAutoModelForCausalLM.from_pretrained(folder)
+        with pytest.raises(ValueError, match=re.escape(f"{target} changed after it was written")):
+            other.compile(onnx_path=model.onnx_path, prefill_seq_len=8, ctx_len=32, num_cores=1, fuse=False, compile_dir=home / "elsewhere")
 
     again = rebuilds_with_warning(folder)
     assert again.onnx_path == model.onnx_path and again.qpc_path == qpc
@@ -577,3 +581,28 @@ def test_a_qeff_home_that_is_a_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("QEFF_HOME", str(tmp_path / "file"))
     with pytest.raises(ValueError, match="is a file: point it at a folder"):
         qeff_home()
+
+
+def test_a_relative_compile_dir_gives_a_path_that_survives_a_chdir(llama, home, tmp_path, monkeypatch):
+    folder, tokenizer = llama
+    monkeypatch.chdir(tmp_path)
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1, compile_dir="relative")
+    assert model.qpc_path.is_absolute() and model.qpc_path.parent == tmp_path / "relative"
+    monkeypatch.chdir(home.parent)
+    assert len(completion(model, tokenizer)) == 8
+
+
+def test_a_changed_end_token_of_a_folder_without_a_tokenizer_is_a_new_artifact(llama, home, tmp_path):
+    """The end tokens an artifact records (execute stops at them) key it where no tokenizer digest does."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy(llama[0] / name, bare / name)
+    first = build(bare)
+    settings = json.loads((bare / "generation_config.json").read_text())
+    (bare / "generation_config.json").write_text(json.dumps({**settings, "eos_token_id": 33}))
+    second = build(bare)
+    assert second.qpc_path != first.qpc_path and read_artifact(second.qpc_path)["eos_token_id"] == 33

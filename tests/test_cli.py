@@ -95,6 +95,26 @@ def test_cli_errors_are_one_clear_line(tmp_path, qeff_home):
     assert res.returncode == 2 and "not a compiled QEfficient artifact" in res.stderr
 
 
+def test_a_cache_or_disk_that_cannot_be_written_says_what_to_do(tmp_path, monkeypatch, capsys):
+    """A write refused for want of permission or space (QEFF_HOME read-only, a full disk): one line with the fix, the
+    cache folder named where the path is in it."""
+    import errno
+
+    from QEfficient.cloud._cli import fail
+
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
+    for err, words in (
+        (PermissionError(errno.EPERM, "Operation not permitted", str(tmp_path / "home" / "LlamaForCausalLM")), "QEFF_HOME ("),
+        (PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "mine" / "qpc")), "get write access"),
+        (OSError(errno.EFBIG, "File too large", str(tmp_path / "home" / "x.onnx.data")), "point QEFF_HOME at another disk"),
+        (OSError(errno.ENOSPC, "No space left on device"), "write to another disk"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            fail(err)
+        message = capsys.readouterr().err
+        assert exited.value.code == 2 and message.startswith("error: ") and words in message and message.count("\n") == 1, message
+
+
 def test_infer_with_full_batch_size_runs_continuous_batching(tiny_model_dir, capsys, monkeypatch):
     args = ["--model_name", str(tiny_model_dir("llama")), "--prompt", "My name is|The sun|Paris|A robot", "--prompt_len", "8"]
     out = infer_cli_in_process(

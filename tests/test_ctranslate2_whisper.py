@@ -275,6 +275,25 @@ def test_bad_inputs_raise_clear_errors_and_leave_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct2"]
 
 
+def test_an_existing_folder_is_never_emptied_nor_taken_for_another_conversion(tmp_path):
+    """A folder that is not a conversion is refused (its files kept), unless overwrite; a conversion is kept when asked
+    for again, and refused when asked for another dtype (or another source)."""
+    src = _ct2_folder(tmp_path, _tiny_whisper(multilingual=False), False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="exists and is not a conversion"):
+        convert_ctranslate2_whisper(src, mine)
+    assert (mine / "notes.txt").read_text() == "precious"
+    out = convert_ctranslate2_whisper(src, tmp_path / "out")
+    written = (out / "model.safetensors").stat().st_mtime_ns
+    assert convert_ctranslate2_whisper(src, out) == out and (out / "model.safetensors").stat().st_mtime_ns == written
+    with pytest.raises(FileExistsError, match="holds another conversion"):
+        convert_ctranslate2_whisper(src, out, dtype="float16")
+    assert convert_ctranslate2_whisper(src, out, dtype="float16", overwrite=True) == out
+    assert json.loads((out / "config.json").read_text())["dtype"] == "float16"
+
+
 # ---- end to end on the real Whisper weights (scripts/fetch_whisper.sh) ----
 
 

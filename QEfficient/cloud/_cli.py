@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import errno
 import logging
 import sys
 import time
@@ -104,6 +105,34 @@ def resolve_model_name(model_name: str | None, gguf_file: str | None, cache_dir:
     return str(path.parent), gguf_file or DEFAULT_GGUF_FILE
 
 
-def fail(message: str) -> None:
+def fail(message: str | BaseException) -> None:
+    """The command's one-line error (an OSError's with what to do about the disk or the cache folder), exit status 2."""
+    if isinstance(message, OSError):
+        message = storage_error(message)
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def storage_error(err: OSError) -> str:
+    """An OSError's message, with the fix where a write failed for want of permission or space (naming QEFF_HOME where
+    the path is in the cache)."""
+    from QEfficient.utils.cache import qeff_home
+
+    try:
+        home = qeff_home()
+    except ValueError:
+        home = None
+    named = isinstance(err.filename, str) and bool(err.filename)
+    in_cache = home is not None and named and Path(err.filename).absolute().is_relative_to(home)
+    if err.errno in _NOT_WRITABLE:
+        if in_cache:
+            return f"{err}. The cache folder QEFF_HOME ({home}) is not writable: point QEFF_HOME at a folder you can write to."
+        return f"{err}. Write it somewhere you can (another folder), or get write access to this one."
+    if err.errno in _FULL:
+        fix = "point QEFF_HOME at another disk" if in_cache else "write to another disk"
+        return f"{err}. The disk is full or a file-size limit was reached: free space, or {fix}."
+    return str(err)

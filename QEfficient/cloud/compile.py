@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         options["qnn_config"], options["enable_qnn"] = options["enable_qnn"], True
     try:
         print(QEfficient.compile(**options, **extras))
-    except (FileNotFoundError, ValueError, TypeError, FileExistsError) as err:
-        fail(str(err))
+    except (OSError, ValueError, TypeError) as err:
+        fail(err)
 
 
 if __name__ == "__main__":

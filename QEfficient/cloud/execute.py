@@ -110,8 +110,8 @@ def main(*args, **kwargs):
     options["stream"] = not options.pop("no_stream")
     try:
         execute(**options)
-    except (FileNotFoundError, ValueError, OSError, TypeError, NotImplementedError) as err:
-        fail(str(err))
+    except (OSError, ValueError, TypeError, NotImplementedError) as err:
+        fail(err)
 
 
 if __name__ == "__main__":

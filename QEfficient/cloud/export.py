@@ -86,8 +86,8 @@ def main(*args, **kwargs):
     options.pop("verbose")
     try:
         path = export(**options)
-    except (FileNotFoundError, ValueError, TypeError, MissingExtraError) as err:
-        fail(str(err))
+    except (OSError, ValueError, TypeError, MissingExtraError) as err:
+        fail(err)
     print(path)
 
 

@@ -627,8 +627,8 @@ def main(*args, **kwargs):
         options["qnn_config"], options["enable_qnn"] = options["enable_qnn"], True
     try:
         infer(**options, **extras)
-    except (FileNotFoundError, ValueError, TypeError, NotImplementedError, MissingExtraError) as err:
-        fail(str(err))
+    except (OSError, ValueError, TypeError, NotImplementedError, MissingExtraError) as err:
+        fail(err)
 
 
 if __name__ == "__main__":

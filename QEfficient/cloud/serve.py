@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app, runner = build_from_args(args)
     except (OSError, ValueError, TypeError, NotImplementedError) as err:  # a damaged artifact is an OSError
-        fail(str(err))
+        fail(err)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
     finally:
@@ -524,7 +524,7 @@ def serve_on_ray(args: argparse.Namespace) -> None:
     try:
         run_cli(args)
     except (OSError, ValueError, TypeError, NotImplementedError) as err:  # a damaged artifact is an OSError
-        fail(str(err))
+        fail(err)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,14 @@ def graph_files(onnx_path: Path) -> dict[str, str]:
 
 def _recorded_digests(onnx_path: Path) -> dict[str, str] | None:
     """The digests an export entry's manifest holds for the graph and its data files (every file of the entry but its
-    JSON records and other graphs), or None for a folder that is not a complete entry or whose files' sizes differ."""
+    JSON records and other graphs), or None for a folder that is not a complete entry; a ValueError naming the file for
+    an entry whose files changed after it was written."""
     folder = onnx_path.parent
-    if not is_complete(folder) or not (folder / MANIFEST).is_file() or verify_entry(folder) is not None:
-        return None  # (verified by size and mtime; a file changed since is hashed again)
+    if not is_complete(folder) or not (folder / MANIFEST).is_file():
+        return None
+    problem = verify_entry(folder)  # (by size and mtime; a file changed since is hashed again)
+    if problem is not None:  # a cache entry changed after it was written: not compiled as if it were the export
+        raise ValueError(problem.message())
     try:
         files = json.loads((folder / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -88,7 +88,7 @@ def build_artifact(
         hash_params = {**hash_params, "weight_format": WEIGHT_FORMAT}
     files = graph_files(onnx_path)  # the graph's content is in the key, not its path
     digest = hash_dict({"graph": files, **hash_params, "specializations": specs})
-    entry = Path(compile_dir).expanduser() / f"qpc-{digest}"
+    entry = Path(compile_dir).expanduser().absolute() / f"qpc-{digest}"  # valid after a chdir
     if entry.parent.exists() and not entry.parent.is_dir():
         raise ValueError(f"compile_dir '{compile_dir}' is a file: name a folder (the artifact is written to '<compile_dir>/qpc-<hash>/').")
 

@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from QEfficient.utils.cache import atomic_directory, is_complete
+from QEfficient.utils.cache import COMPLETE_MARKER, atomic_directory, is_complete
 
 # Order of CTranslate2's DataType enum (include/ctranslate2/types.h); bfloat16 is read as raw uint16.
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
@@ -353,12 +353,25 @@ def convert_ctranslate2_whisper(src: str | Path, dst: str | Path, dtype: str = "
         )
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    made_from = {"source": str(src.resolve()), "model_bin_bytes": (src / "model.bin").stat().st_size, "dtype": dtype}
     if is_complete(dst) and not overwrite:
+        recorded = _conversion_record(dst)
+        same = ("model_bin_bytes", "dtype")  # (not the path: a source folder moved is the same source)
+        if recorded is not None and any(recorded.get(k) != made_from[k] for k in same):  # (an older version's records nothing)
+            raise FileExistsError(
+                f"'{dst}' holds another conversion ({recorded['dtype']} from {recorded['source']}): convert into another "
+                "folder, or pass overwrite=True (--overwrite) to replace it."
+            )
         return dst
     if dst.exists() and overwrite:
         import shutil
 
         shutil.rmtree(dst)
+    elif dst.is_file() or (dst.is_dir() and any(p.name != COMPLETE_MARKER for p in dst.iterdir())):
+        raise FileExistsError(
+            f"'{dst}' exists and is not a conversion: give a new or empty folder, or pass overwrite=True (--overwrite) to "
+            "replace what it holds."
+        )
 
     model = read_ctranslate2_model(src / "model.bin")
     state_dict, tied = whisper_state_dict(model)
@@ -375,7 +388,18 @@ def convert_ctranslate2_whisper(src: str | Path, dst: str | Path, dtype: str = "
         (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
         _save_processor(src / "tokenizer.json", config["vocab_size"], config["num_mel_bins"], config["max_target_positions"], tmp)
         (tmp / "model.safetensors").chmod(0o644)  # readable like the other files
+        (tmp / _RECORD).write_text(json.dumps(made_from, indent=2) + "\n")
     return dst
+
+
+_RECORD = "qeff_conversion.json"  # what a folder was converted from: a later call asking for another is refused
+
+
+def _conversion_record(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / _RECORD).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -385,7 +409,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    print(convert_ctranslate2_whisper(args.src, args.dst, dtype=args.dtype, overwrite=args.overwrite))
+    try:
+        print(convert_ctranslate2_whisper(args.src, args.dst, dtype=args.dtype, overwrite=args.overwrite))
+    except (OSError, ValueError) as err:
+        parser.exit(2, f"error: {err}\n")
 
 
 if __name__ == "__main__":
