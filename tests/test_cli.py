@@ -105,7 +105,7 @@ def test_a_cache_or_disk_that_cannot_be_written_says_what_to_do(tmp_path, monkey
     monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
     for err, words in (
         (PermissionError(errno.EPERM, "Operation not permitted", str(tmp_path / "home" / "LlamaForCausalLM")), "QEFF_HOME ("),
-        (PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "mine" / "qpc")), "get write access"),
+        (PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "mine" / "qpc")), "Check that you may read and write there"),
         (OSError(errno.EFBIG, "File too large", str(tmp_path / "home" / "x.onnx.data")), "point QEFF_HOME at another disk"),
         (OSError(errno.ENOSPC, "No space left on device"), "write to another disk"),
     ):

@@ -290,6 +290,13 @@ def test_an_existing_folder_is_never_emptied_nor_taken_for_another_conversion(tm
     assert convert_ctranslate2_whisper(src, out) == out and (out / "model.safetensors").stat().st_mtime_ns == written
     with pytest.raises(FileExistsError, match="holds another conversion"):
         convert_ctranslate2_whisper(src, out, dtype="float16")
+    (tmp_path / "other").mkdir()
+    other = _ct2_folder(tmp_path / "other", _tiny_whisper(multilingual=True), True)
+    with pytest.raises(FileExistsError, match="holds another conversion"):
+        convert_ctranslate2_whisper(other, out)
+    (out / "qeff_conversion.json").unlink()  # an older version's conversion: its config's dtype is compared
+    with pytest.raises(FileExistsError, match="holds another conversion"):
+        convert_ctranslate2_whisper(src, out, dtype="float16")
     assert convert_ctranslate2_whisper(src, out, dtype="float16", overwrite=True) == out
     assert json.loads((out / "config.json").read_text())["dtype"] == "float16"
 

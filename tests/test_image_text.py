@@ -233,6 +233,12 @@ def test_images_are_read_upright_and_transparent_pixels_on_white():
         rgba.convert(kind).save(buffer, "PNG")
         url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
         np.testing.assert_array_equal(np.asarray(read_image(url, "image 0")), np.asarray(convert_to_rgb(rgba.convert(kind))))
+    keyed = io.BytesIO()  # a grey image whose colour 10 is transparent (PNG's tRNS): on white too
+    Image.fromarray(np.arange(100, dtype=np.uint8).reshape(10, 10), "L").save(keyed, "PNG", transparency=10)
+    url = "data:image/png;base64," + base64.b64encode(keyed.getvalue()).decode()
+    reference = np.asarray(convert_to_rgb(Image.open(io.BytesIO(keyed.getvalue()))))
+    assert (reference[1, 0] == 255).all()
+    np.testing.assert_array_equal(np.asarray(read_image(url, "image 0")), reference)
     file = io.BytesIO(buffer.getvalue())
     file.name = "la.png"
     np.testing.assert_array_equal(np.asarray(infer_load_image(file)), np.asarray(convert_to_rgb(rgba.convert("LA"))))

@@ -124,14 +124,14 @@ def storage_error(err: OSError) -> str:
 
     try:
         home = qeff_home()
-    except ValueError:
+    except Exception:  # (a QEFF_HOME that is a file; no home folder at all): the error is still worth reporting
         home = None
     named = isinstance(err.filename, str) and bool(err.filename)
     in_cache = home is not None and named and Path(err.filename).absolute().is_relative_to(home)
     if err.errno in _NOT_WRITABLE:
         if in_cache:
             return f"{err}. The cache folder QEFF_HOME ({home}) is not writable: point QEFF_HOME at a folder you can write to."
-        return f"{err}. Write it somewhere you can (another folder), or get write access to this one."
+        return f"{err}. Check that you may read and write there; for output, name a folder you can write to."
     if err.errno in _FULL:
         fix = "point QEFF_HOME at another disk" if in_cache else "write to another disk"
         return f"{err}. The disk is full or a file-size limit was reached: free space, or {fix}."

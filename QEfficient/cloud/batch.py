@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         ray.init(address=args.ray_address, ignore_reinit_error=True)
         with step(f"{job.task} over {args.input} with {args.num_actors} x {job.model_name}"):
             written = run_batch(job, args.input, args.output)
-    except (FileNotFoundError, ValueError, TypeError) as err:
-        fail(str(err))
+    except (OSError, ValueError, TypeError) as err:
+        fail(err)
     print(f"[QEfficient] {written} rows written to {args.output}", file=sys.stderr)
 
 

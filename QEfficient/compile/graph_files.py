@@ -16,7 +16,8 @@ from QEfficient.utils.cache import MANIFEST, file_digest, is_complete, verify_en
 
 
 def graph_files(onnx_path: Path) -> dict[str, str]:
-    """{file name: sha256} of ``onnx_path`` and the external-data files beside it that it names."""
+    """{file name: sha256} of ``onnx_path`` and the external-data files beside it that it names; a ValueError for a
+    cache entry's graph whose files changed after the entry was written."""
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; call export() or pass onnx_path=None.")
@@ -35,7 +36,9 @@ def _recorded_digests(onnx_path: Path) -> dict[str, str] | None:
         return None
     problem = verify_entry(folder)  # (by size and mtime; a file changed since is hashed again)
     if problem is not None:  # a cache entry changed after it was written: not compiled as if it were the export
-        raise ValueError(problem.message())
+        raise ValueError(
+            f"{problem.message()} To compile a graph you edited, copy it with its data files out of the cache and pass that path."
+        )
     try:
         files = json.loads((folder / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -358,7 +358,7 @@ class SpeechSeq2SeqGeneration:
                 start_tokens,
                 self.ctx_len,
                 d.max_target_positions,
-                longest == prompt,
+                bool(prompt) and (longest == prompt or lf.prompt_condition_type == "all-segments"),  # the user's prompt in it
                 f"{what} {longest} tokens before each window's {start_tokens} start tokens; with generation_len="
                 f"{generation_len} that needs ctx_len >= {need}, and this model was compiled with ctx_len={self.ctx_len}: "
                 f"compile(ctx_len={min(max(need, self.ctx_len), d.max_target_positions)}) (at most max_target_positions="

@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from QEfficient.utils.cache import COMPLETE_MARKER, atomic_directory, is_complete
+from QEfficient.utils.cache import COMPLETE_MARKER, atomic_directory, file_digest, is_complete
 
 # Order of CTranslate2's DataType enum (include/ctranslate2/types.h); bfloat16 is read as raw uint16.
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
@@ -340,8 +340,9 @@ def _check_against_transformers(config: dict, state_dict: dict[str, np.ndarray],
 
 def convert_ctranslate2_whisper(src: str | Path, dst: str | Path, dtype: str = "float32", overwrite: bool = False) -> Path:
     """Convert the CTranslate2 Whisper folder ``src`` (model.bin, config.json, tokenizer.json) into a
-    transformers Whisper folder ``dst``. The folder appears complete or not at all; an existing complete
-    ``dst`` is kept unless ``overwrite``. ``dtype`` is the stored weight type ("float32" or "float16");
+    transformers Whisper folder ``dst``. The folder appears complete or not at all; an existing conversion of the same
+    model.bin and dtype is kept, another one refused, as is a folder that is not a conversion (``overwrite``: replaced).
+    ``dtype`` is the stored weight type ("float32" or "float16");
     float16 checkpoints convert to float32 exactly."""
     from safetensors.numpy import save_file
 
@@ -353,14 +354,14 @@ def convert_ctranslate2_whisper(src: str | Path, dst: str | Path, dtype: str = "
         )
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
-    made_from = {"source": str(src.resolve()), "model_bin_bytes": (src / "model.bin").stat().st_size, "dtype": dtype}
     if is_complete(dst) and not overwrite:
-        recorded = _conversion_record(dst)
-        same = ("model_bin_bytes", "dtype")  # (not the path: a source folder moved is the same source)
-        if recorded is not None and any(recorded.get(k) != made_from[k] for k in same):  # (an older version's records nothing)
+        recorded, made = _conversion_record(dst), {"dtype": dtype, "model_bin_sha256": file_digest(src / "model.bin")}
+        if recorded is None:  # an older version's conversion: its config names the dtype
+            recorded = {"dtype": _read_config_dtype(dst), "model_bin_sha256": made["model_bin_sha256"]}
+        if any(recorded.get(k) != v for k, v in made.items()):
             raise FileExistsError(
-                f"'{dst}' holds another conversion ({recorded['dtype']} from {recorded['source']}): convert into another "
-                "folder, or pass overwrite=True (--overwrite) to replace it."
+                f"'{dst}' holds another conversion ({recorded.get('dtype')} from {recorded.get('source', 'another model.bin')}): "
+                "convert into another folder, or pass overwrite=True (--overwrite) to replace it."
             )
         return dst
     if dst.exists() and overwrite:
@@ -388,6 +389,7 @@ def convert_ctranslate2_whisper(src: str | Path, dst: str | Path, dtype: str = "
         (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
         _save_processor(src / "tokenizer.json", config["vocab_size"], config["num_mel_bins"], config["max_target_positions"], tmp)
         (tmp / "model.safetensors").chmod(0o644)  # readable like the other files
+        made_from = {"source": str(src.resolve()), "model_bin_sha256": file_digest(src / "model.bin"), "dtype": dtype}
         (tmp / _RECORD).write_text(json.dumps(made_from, indent=2) + "\n")
     return dst
 
@@ -397,9 +399,18 @@ _RECORD = "qeff_conversion.json"  # what a folder was converted from: a later ca
 
 def _conversion_record(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / _RECORD).read_text())
+        record = json.loads((folder / _RECORD).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else {}
+
+
+def _read_config_dtype(folder: Path) -> str | None:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config.get("dtype", config.get("torch_dtype")) if isinstance(config, dict) else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -291,8 +291,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             params["num_speculative_tokens"] = num_speculative_tokens
         if self._tokenizer_folder() is not None:  # the artifact holds the tokenizer: a changed one is a new artifact
             params["tokenizer"] = tokenizer_digest(self._tokenizer_folder())
-        else:  # the end tokens it records (execute stops at them): a changed generation config is a new artifact
-            params["eos_token_id"] = self.model.hf.generation_config.eos_token_id
+        params["eos_token_id"] = self.model.hf.generation_config.eos_token_id  # recorded (execute stops at it): keyed
         manifest = {
             "num_layers": n_layers,
             "kv_shape": [full_batch_size if self.continuous_batching else batch_size, n_kv, ctx_len, head_dim],

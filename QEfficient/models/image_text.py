@@ -425,6 +425,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
         if tokenizer is None:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
+        inputs = self._masked(inputs)  # (the vision inputs of some families read it too)
         token_lists = self.prompt_token_lists(inputs)
         self._open_sessions()
         vision_inputs = self._vision_inputs(inputs, token_lists)
@@ -482,6 +483,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     def request_extra(self, prefiller: ImagePrefill, inputs) -> tuple[list[int], dict]:
         """One prompt's tokens and what its prefill needs (``Request.extra``), from the processor's outputs for it:
         the vision graph (two graphs) runs here, so a server can do it off the engine's thread."""
+        inputs = self._masked(inputs)
         token_lists = self.prompt_token_lists(inputs)
         if len(token_lists) != 1:
             raise ValueError(f"request_extra() takes the processor's outputs for one prompt, got {len(token_lists)}.")
@@ -490,8 +492,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     def prompt_token_lists(self, inputs) -> list[list[int]]:
         """Each prompt's tokens as the language graph reads them (image tokens included), from the processor's outputs;
         without an attention mask, the padding is told apart as transformers' generate() does (``_padding_mask``)."""
-        if hasattr(inputs, "keys") and "attention_mask" not in inputs and "input_ids" in inputs:
-            inputs = {**inputs, "attention_mask": self._padding_mask(inputs["input_ids"])}
+        inputs = self._masked(inputs)
         try:
             return self.adapter.prompt_token_lists(inputs, self.config)
         except KeyError as err:  # pixel_values alone, say
@@ -501,6 +502,12 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 f"inputs hold no {err.args[0]}: pass the processor's whole output for the prompts and their images "
                 "(inputs=processor(images=..., text=...))."
             ) from None
+
+    def _masked(self, inputs):
+        """The processor's outputs with an attention mask: theirs, or the one transformers derives (_padding_mask)."""
+        if hasattr(inputs, "keys") and "attention_mask" not in inputs and "input_ids" in inputs:
+            return {**inputs, "attention_mask": self._padding_mask(inputs["input_ids"])}
+        return inputs
 
     def _padding_mask(self, input_ids) -> np.ndarray:
         """transformers' mask for inputs given without one: the pad token's positions left out where the prompts hold it

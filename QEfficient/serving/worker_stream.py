@@ -55,13 +55,14 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
         raise
     job.add_done_callback(lambda _: lock.release())
     first = asyncio.ensure_future(queue.get())
-    await asyncio.wait({first, job}, return_when=asyncio.FIRST_COMPLETED)
-    if not first.done():  # the thread ended: its items are queued, unless it never ran (the executor shut down)
-        if job.exception() is not None:
-            first.cancel()
+    try:
+        await asyncio.wait({first, job}, return_when=asyncio.FIRST_COMPLETED)
+        if not first.done() and job.exception() is not None:  # the thread never ran (the executor shut down)
             raise job.exception()
-        await first
-    first = first.result()
+        first = await first  # (the thread ended: its items are queued)
+    finally:
+        if isinstance(first, asyncio.Future) and not first.done():  # a request cancelled while it waited
+            first.cancel()
     if first[0] == "error":
         _, message, status, param = first
         raise APIError(status, message, param, kind="invalid_request_error" if status < 500 else "server_error")
