@@ -163,6 +163,7 @@ NOT_DECODER: dict[str, str] = {
     "bigbird_pegasus": "encoder-decoder model (its causal-LM class is the decoder half)",
     "blenderbot": "encoder-decoder model (its causal-LM class is the decoder half)",
     "blenderbot-small": "encoder-decoder model (its causal-LM class is the decoder half)",
+    "blt": "byte-level model whose patches an entropy model sets as it reads (local encoder and decoder, cross-attention): not a token decoder",
     "camembert": "encoder (masked LM) with a causal head",
     "cpmant": "prefix language model: the prompt is attended bidirectionally",
     "data2vec-text": "encoder (masked LM) with a causal head",
