@@ -72,7 +72,9 @@ NOT_DECODER_REASONS = {
     "moshi": "speech-text model with an audio depth decoder",
     # BLT: bytes grouped into patches of a length its entropy model decides, read by a local encoder, a global
     # transformer and a local decoder through cross-attention; nothing of it is one token stream over one cache
-    "blt": "byte-level model whose patches an entropy model sets as it reads (local encoder and decoder, cross-attention): not a token decoder",
+    "blt": (
+        "byte-level model whose patches an entropy model sets as it reads (local encoder and decoder, cross-attention): not a token decoder"
+    ),
     # HF's generate re-reads the whole text at every step with every token seeing every other (perm_mask):
     # no causal cache can give its logits
     "xlnet": "permutation language model: each step re-reads the whole text bidirectionally",
