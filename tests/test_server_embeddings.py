@@ -66,6 +66,30 @@ def test_embeddings_equal_transformers_in_every_input_form(server):
     np.testing.assert_array_equal(decoded, got[:2])
 
 
+def test_an_embedding_model_scores_and_reranks_by_cosine_similarity(server):
+    """vLLM's bi-encoder /score and /rerank: each pair's cosine similarity of transformers' embeddings; usage counts
+    each text embedded once."""
+    url, folder = server
+    expected = hf_embeddings(folder, SENTENCES)
+    cosine = expected @ expected.T  # (normalized rows)
+    for route in ("/score", "/v1/score"):
+        r = loopback_http.post(f"{url}{route}", json={"text_1": SENTENCES[0], "text_2": SENTENCES[1:]}, timeout=120)
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose([d["score"] for d in r.json()["data"]], cosine[0, 1:], atol=1e-5)
+    r = loopback_http.post(f"{url}/score", json={"text_1": SENTENCES[:2], "text_2": SENTENCES[1:]}, timeout=120).json()
+    np.testing.assert_allclose([d["score"] for d in r["data"]], [cosine[0, 1], cosine[1, 2]], atol=1e-5)
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert r["usage"]["prompt_tokens"] == sum(len(tok(s)["input_ids"]) for s in SENTENCES)
+    for route in ("/rerank", "/v1/rerank", "/v2/rerank"):
+        r = loopback_http.post(f"{url}{route}", json={"query": SENTENCES[2], "documents": SENTENCES[:2], "top_n": 1}, timeout=120)
+        assert r.status_code == 200, r.text
+        best = int(np.argmax(cosine[2, :2]))
+        assert [(x["index"], x["document"]["text"]) for x in r.json()["results"]] == [(best, SENTENCES[best])]
+        np.testing.assert_allclose(r.json()["results"][0]["relevance_score"], cosine[2, best], atol=1e-5)
+    r = loopback_http.post(f"{url}/rerank", json={"query": "x", "documents": []}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "documents"
+
+
 def test_vllms_request_fields_as_vllm_applies_them(server):
     """use_activation false (the pooled vectors before normalization), truncate_prompt_tokens with and without
     truncation_side, add_special_tokens, and base64 packed as embed_dtype and endianness say (torch's casts: vLLM's)."""

@@ -57,6 +57,7 @@ from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads,
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, boolean, number, parse_json, served_model_names, template_options
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.scores_app import listing, rerank_answer, rerank_documents, rerank_options, score_pairs
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
@@ -319,6 +320,38 @@ def create_embeddings_app(
         rows, tokens = await pooled_rows(body)
         return pooling_answer(rows, encoding, packed, body.get("model") or model_id, tokens)
 
+    async def cosine_scores(pairs: list[tuple[str, str]], body: dict) -> tuple[list[float], int]:
+        """vLLM's bi-encoder scores: the cosine similarity of each pair's two embeddings (each text embedded once), and
+        the tokens of the texts embedded."""
+        if not dense:
+            raise APIError(400, "A sparse model's vectors are not scored here: POST /v1/embeddings and compare them.", code="unsupported")
+        cut = truncation(body, max_len)
+        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
+        token_lists = await asyncio.to_thread(parse_inputs, texts, tokenizer, max_len, vocab_size, lowercase, True, cut, "text")
+        async with lock:
+            rows = await asyncio.to_thread(embed, token_lists, vectors.width, True)
+        at = {text: i for i, text in enumerate(texts)}
+        return [float(rows[at[a]] @ rows[at[b]]) for a, b in pairs], sum(len(ids) for ids in token_lists)
+
+    async def score(request: Request):
+        """vLLM's /score for an embedding model (a bi-encoder): ``text_1`` against ``text_2``, by cosine similarity."""
+        body = await read(request)
+        scores, tokens = await cosine_scores(score_pairs(body), body)
+        data = [{"index": i, "object": "score", "score": value} for i, value in enumerate(scores)]
+        return listing("score", body.get("model") or model_id, data, tokens)
+
+    async def rerank(request: Request):
+        """vLLM's /rerank for an embedding model: the documents by their cosine similarity to the query."""
+        body = await read(request)
+        query, documents = rerank_documents(body)
+        top_n, keep = rerank_options(body)
+        scores, tokens = await cosine_scores([(query, d) for d in documents], body)
+        return rerank_answer(body.get("model") or model_id, scores, [{"text": d} for d in documents], tokens, top_n, keep)
+
+    for path in ("/score", "/v1/score"):
+        app.post(path)(score)
+    for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
+        app.post(path)(rerank)
     return app
 
 
