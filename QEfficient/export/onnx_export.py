@@ -162,6 +162,21 @@ def _weights_kept_out(weights: dict[str, torch.Tensor]) -> Iterator[None]:
         setattr(torch._C, _DEDUPLICATE_PASS, original)
 
 
+@contextlib.contextmanager
+def _short_rope_frequencies(module) -> Iterator[None]:
+    """Longrope rotary embeddings traced with the short factors they were built with, without transformers' frequency
+    update (an in-place copy the exporter cannot take): what transformers computes for a sequence within
+    original_max_position_embeddings, the longest a compile takes (models/base.py longrope_short_positions)."""
+    longrope = [m for m in module.modules() if getattr(m, "rope_type", None) == "longrope" and hasattr(m, "original_inv_freq")]
+    for m in longrope:
+        m.inv_freq, m.rope_type = m.original_inv_freq, "default"
+    try:
+        yield
+    finally:
+        for m in longrope:
+            m.rope_type = "longrope"
+
+
 def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[str], output_names: list[str], axes: dict) -> Path:
     """The TorchScript exporter with dynamic axes, then shape folding and external weights."""
     module.eval()
@@ -173,6 +188,7 @@ def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[s
         _without_graph_shape_pass(),
         _weights_kept_out(weights),
         lean_exporter_passes(),
+        _short_rope_frequencies(module),
     ):
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
         torch.onnx.export(

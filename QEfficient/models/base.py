@@ -70,6 +70,15 @@ def usable_positions(config) -> int | None:
     return max_pos
 
 
+def longrope_short_positions(config) -> int | None:
+    """The positions a longrope rotary embedding (Phi-3's, Phi-3.5's, Phi-4-mini's) reads with its short factors
+    (original_max_position_embeddings), or None for another rotary embedding."""
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
+    if not isinstance(rope, dict) or (rope.get("rope_type") or rope.get("type")) != "longrope":
+        return None
+    return rope.get("original_max_position_embeddings") or getattr(config, "original_max_position_embeddings", None)
+
+
 def companion_record(other_path: Path, compile_dir, text_onnx: Path) -> tuple[str, str]:
     """How a two-graph model's text artifact names its other graph's artifact: the path relative to the text artifact
     (built in ``compile_dir``, else beside its graph), so a cache moved whole keeps the pair, and that artifact's
@@ -173,6 +182,15 @@ class QEFFBaseModel:
             table = getattr(config, "max_position_embeddings", None)
             detail = "" if table == max_pos else f" less the {table - max_pos} rows up to the padding index: {max_pos} positions"
             raise ValueError(f"{name} ({length}) exceeds the model's max_position_embeddings ({table}{detail}).")
+        short = longrope_short_positions(config)
+        if short and length > short:
+            # transformers switches every position to the long factors once a call's sequence passes them (the cache
+            # keeps keys rotated with the short ones): a compiled graph does not reproduce that switch
+            raise ValueError(
+                f"{name} ({length}) is past the {short} positions this model's longrope rotary embedding reads with its "
+                f"short factors (original_max_position_embeddings); past them transformers switches to the long factors, "
+                f"which this library does not reproduce. Compile with {name} <= {short}."
+            )
 
     def _fingerprint_weights(self) -> None:
         """The weights' digest in the export key, again where a tensor was replaced or changed in place since it was
