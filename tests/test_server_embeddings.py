@@ -79,7 +79,8 @@ def test_an_embedding_model_scores_and_reranks_by_cosine_similarity(server):
     r = loopback_http.post(f"{url}/score", json={"text_1": SENTENCES[:2], "text_2": SENTENCES[1:]}, timeout=120).json()
     np.testing.assert_allclose([d["score"] for d in r["data"]], [cosine[0, 1], cosine[1, 2]], atol=1e-5)
     tok = AutoTokenizer.from_pretrained(folder)
-    assert r["usage"]["prompt_tokens"] == sum(len(tok(s)["input_ids"]) for s in SENTENCES)
+    counts = [len(tok(s)["input_ids"]) for s in SENTENCES]
+    assert r["usage"]["prompt_tokens"] == counts[0] + 2 * counts[1] + counts[2]  # both texts of every pair, as vLLM
     for route in ("/rerank", "/v1/rerank", "/v2/rerank"):
         r = loopback_http.post(f"{url}{route}", json={"query": SENTENCES[2], "documents": SENTENCES[:2], "top_n": 1}, timeout=120)
         assert r.status_code == 200, r.text
@@ -88,6 +89,19 @@ def test_an_embedding_model_scores_and_reranks_by_cosine_similarity(server):
         np.testing.assert_allclose(r.json()["results"][0]["relevance_score"], cosine[2, best], atol=1e-5)
     r = loopback_http.post(f"{url}/rerank", json={"query": "x", "documents": []}, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == "documents"
+    for route, body, message, param in (
+        ("/rerank", {"query": "q", "documents": ["a", "b", ""]}, "documents[2] is empty", "documents"),
+        ("/rerank", {"query": "", "documents": ["a"]}, "query is empty", "query"),
+        ("/score", {"text_1": ["q", "r"], "text_2": ["a", ""]}, "text_2[1] is empty", "text_2"),
+        (
+            "/rerank",
+            {"query": "q", "documents": ["a"], "max_tokens_per_doc": 2},
+            "'max_tokens_per_doc' is not applied",
+            "max_tokens_per_doc",
+        ),
+    ):
+        r = loopback_http.post(f"{url}{route}", json=body, timeout=60)
+        assert r.status_code == 400 and message in r.json()["error"]["message"] and r.json()["error"]["param"] == param, r.text
 
 
 def test_vllms_request_fields_as_vllm_applies_them(server):

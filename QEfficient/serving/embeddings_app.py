@@ -57,7 +57,7 @@ from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads,
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, boolean, number, parse_json, served_model_names, template_options
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.scores_app import listing, rerank_answer, rerank_documents, rerank_options, score_pairs
+from QEfficient.serving.scores_app import listing, rerank_answer, rerank_documents, rerank_options, score_field_names, score_pairs
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
@@ -320,23 +320,49 @@ def create_embeddings_app(
         rows, tokens = await pooled_rows(body)
         return pooling_answer(rows, encoding, packed, body.get("model") or model_id, tokens)
 
-    async def cosine_scores(pairs: list[tuple[str, str]], body: dict) -> tuple[list[float], int]:
-        """vLLM's bi-encoder scores: the cosine similarity of each pair's two embeddings (each text embedded once), and
-        the tokens of the texts embedded."""
+    async def cosine_scores(pairs: list[tuple[str, str]], labels: list[tuple[str, str]], body: dict) -> tuple[list[float], int]:
+        """vLLM's bi-encoder scores: the cosine similarity of each pair's two embeddings (each distinct text embedded
+        once; usage counts both texts of every pair, as vLLM embeds them); ``labels``: where each pair's texts are in
+        the request, for the errors."""
         if not dense:
             raise APIError(400, "A sparse model's vectors are not scored here: POST /v1/embeddings and compare them.", code="unsupported")
+        for name in ("max_tokens_per_query", "max_tokens_per_doc", "priority"):  # (the cross-encoder server applies the cuts)
+            if body.get(name) not in (None, 0):
+                raise APIError(400, f"'{name}' is not applied by an embedding model's /score and /rerank here; leave it out.", name)
         cut = truncation(body, max_len)
-        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
-        token_lists = await asyncio.to_thread(parse_inputs, texts, tokenizer, max_len, vocab_size, lowercase, True, cut, "text")
+        where = {}
+        for pair, label in zip(pairs, labels):
+            for text, name in zip(pair, label):
+                where.setdefault(text, name)
+
+        def tokens() -> dict[str, list[int]]:
+            out = {}
+            for text, name in where.items():
+                try:
+                    out[text] = parse_inputs(text, tokenizer, max_len, vocab_size, lowercase, True, cut, name)[0]
+                except APIError as err:  # named where it is in the request ("documents[2]"), the field as param
+                    err.param = name.split("[")[0]
+                    raise
+            return out
+
+        ids = await asyncio.to_thread(tokens)
+        texts = list(ids)
         async with lock:
-            rows = await asyncio.to_thread(embed, token_lists, vectors.width, True)
+            rows = await asyncio.to_thread(embed, [ids[t] for t in texts], vectors.width, True)
         at = {text: i for i, text in enumerate(texts)}
-        return [float(rows[at[a]] @ rows[at[b]]) for a, b in pairs], sum(len(ids) for ids in token_lists)
+        scores = [float(rows[at[a]] @ rows[at[b]]) for a, b in pairs]
+        return scores, sum(len(ids[a]) + len(ids[b]) for a, b in pairs)
+
+    def indexed(name: str, value, i: int) -> str:
+        return f"{name}[{i}]" if isinstance(value, list) and len(value) > 1 else name
 
     async def score(request: Request):
         """vLLM's /score for an embedding model (a bi-encoder): ``text_1`` against ``text_2``, by cosine similarity."""
         body = await read(request)
-        scores, tokens = await cosine_scores(score_pairs(body), body)
+        pairs = score_pairs(body)
+        first, second = score_field_names(body)
+        labels = [(indexed(first, body[first], i), indexed(second, body[second], i)) for i in range(len(pairs))]
+        scores, tokens = await cosine_scores(pairs, labels, body)
         data = [{"index": i, "object": "score", "score": value} for i, value in enumerate(scores)]
         return listing("score", body.get("model") or model_id, data, tokens)
 
@@ -345,7 +371,8 @@ def create_embeddings_app(
         body = await read(request)
         query, documents = rerank_documents(body)
         top_n, keep = rerank_options(body)
-        scores, tokens = await cosine_scores([(query, d) for d in documents], body)
+        labels = [("query", f"documents[{i}]") for i in range(len(documents))]
+        scores, tokens = await cosine_scores([(query, d) for d in documents], labels, body)
         return rerank_answer(body.get("model") or model_id, scores, [{"text": d} for d in documents], tokens, top_n, keep)
 
     for path in ("/score", "/v1/score"):
