@@ -226,7 +226,9 @@ def test_images_are_read_upright_and_transparent_pixels_on_white():
     url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
     upright = np.asarray(load_image(url))
     assert upright.shape[:2] == (30, 60)
-    np.testing.assert_array_equal(np.asarray(read_image(url, "image 0")), upright)
+    read = read_image(url, "image 0")
+    np.testing.assert_array_equal(np.asarray(read), upright)
+    np.testing.assert_array_equal(np.asarray(load_image(read)), upright)  # a processor's load_image does not turn it again
     rgba = Image.fromarray(np.random.default_rng(5).integers(0, 256, (20, 24, 4), dtype=np.uint8), "RGBA")
     for kind in ("RGBA", "LA"):
         buffer = io.BytesIO()

@@ -80,7 +80,7 @@ def test_an_embedding_model_scores_and_reranks_by_cosine_similarity(server):
     np.testing.assert_allclose([d["score"] for d in r["data"]], [cosine[0, 1], cosine[1, 2]], atol=1e-5)
     tok = AutoTokenizer.from_pretrained(folder)
     counts = [len(tok(s)["input_ids"]) for s in SENTENCES]
-    assert r["usage"]["prompt_tokens"] == counts[0] + 2 * counts[1] + counts[2]  # both texts of every pair, as vLLM
+    assert r["usage"]["prompt_tokens"] == counts[0] + 2 * counts[1] + counts[2] + 2  # both texts of every pair, a pad between
     for route in ("/rerank", "/v1/rerank", "/v2/rerank"):
         r = loopback_http.post(f"{url}{route}", json={"query": SENTENCES[2], "documents": SENTENCES[:2], "top_n": 1}, timeout=120)
         assert r.status_code == 200, r.text

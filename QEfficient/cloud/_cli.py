@@ -126,8 +126,10 @@ def storage_error(err: OSError) -> str:
         home = qeff_home()
     except Exception:  # (a QEFF_HOME that is a file; no home folder at all): the error is still worth reporting
         home = None
-    named = isinstance(err.filename, str) and bool(err.filename)
-    in_cache = home is not None and named and Path(err.filename).absolute().is_relative_to(home)
+    try:
+        in_cache = home is not None and isinstance(err.filename, str) and Path(err.filename).absolute().is_relative_to(home)
+    except OSError:  # (the working folder is gone)
+        in_cache = False
     if err.errno in _NOT_WRITABLE:
         if in_cache:
             return f"{err}. The cache folder QEFF_HOME ({home}) is not writable: point QEFF_HOME at a folder you can write to."

@@ -209,7 +209,7 @@ def _pooling_task(model_name: str, gguf_file: str | None, task: str, hf_override
     return pooling_task(model_name, gguf_file, task, hf_overrides)
 
 
-_POOLING_ROUTES = {"embed": "embeddings (/v1/embeddings)", "score": "scores (/score, /rerank, /classify)"}
+_POOLING_ROUTES = {"embed": "embeddings (/v1/embeddings, /score, /rerank)", "score": "scores (/score, /rerank, /classify)"}
 
 
 def _serves_dense_embeddings(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None, bge_m3_task) -> bool:

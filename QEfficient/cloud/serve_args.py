@@ -234,9 +234,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "task",
         choices=("auto", "generate", "embed", "score"),
         default="auto",
-        help="embed: an encoder's embeddings (/v1/embeddings); score: a classifier's /score, /rerank, /classify; auto: a "
-        "sentence-transformers folder or a base encoder is embed, a sequence classifier is score (an image or audio "
-        "classifier: /classify of images or audio)",
+        help="embed: an encoder's embeddings (/v1/embeddings; /score, /rerank by cosine); score: a classifier's /score, "
+        "/rerank, /classify; auto: a sentence-transformers folder or a base encoder is embed, a sequence classifier is "
+        "score (an image or audio classifier: /classify of images or audio)",
     )
     add_argument(
         p,

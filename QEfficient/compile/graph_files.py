@@ -37,7 +37,8 @@ def _recorded_digests(onnx_path: Path) -> dict[str, str] | None:
     problem = verify_entry(folder)  # (by size and mtime; a file changed since is hashed again)
     if problem is not None:  # a cache entry changed after it was written: not compiled as if it were the export
         raise ValueError(
-            f"{problem.message()} To compile a graph you edited, copy it with its data files out of the cache and pass that path."
+            f"{problem.message()} To compile a graph you edited, copy the .onnx file and its data files (not the entry's "
+            "records) into a new folder and pass that path."
         )
     try:
         files = json.loads((folder / MANIFEST).read_text())["files"]

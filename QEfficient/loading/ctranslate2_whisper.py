@@ -358,6 +358,9 @@ def convert_ctranslate2_whisper(src: str | Path, dst: str | Path, dtype: str = "
         recorded, made = _conversion_record(dst), {"dtype": dtype, "model_bin_sha256": file_digest(src / "model.bin")}
         if recorded is None:  # an older version's conversion: its config names the dtype
             recorded = {"dtype": _read_config_dtype(dst), "model_bin_sha256": made["model_bin_sha256"]}
+        elif "model_bin_sha256" not in recorded and "model_bin_bytes" in recorded:  # (an earlier record: by size)
+            same_size = recorded["model_bin_bytes"] == (src / "model.bin").stat().st_size
+            recorded = {**recorded, "model_bin_sha256": made["model_bin_sha256"] if same_size else None}
         if any(recorded.get(k) != v for k, v in made.items()):
             raise FileExistsError(
                 f"'{dst}' holds another conversion ({recorded.get('dtype')} from {recorded.get('source', 'another model.bin')}): "

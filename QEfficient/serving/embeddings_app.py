@@ -1,7 +1,8 @@
 """OpenAI's embeddings API over an encoder (a sentence-transformers model such as all-MiniLM-L6-v2).
 
-Routes: GET /health, GET /v1/models, POST /v1/embeddings, and vLLM's POST /pooling (the same vectors as its pooling
-items: the model's task, "embed", only, and no ``dimensions``, as vLLM answers). ``input`` is a string, a list of
+Routes: GET /health, GET /v1/models, POST /v1/embeddings, vLLM's POST /pooling (the same vectors as its pooling
+items: the model's task, "embed", only, and no ``dimensions``, as vLLM answers) and POST /score and /rerank (a
+bi-encoder's: the cosine similarity of two texts' embeddings). ``input`` is a string, a list of
 strings, a list of token ids or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling (its
 sentence-transformers folder says which: mean, CLS, max or last token; outside such a folder vLLM's, an encoder's CLS and
 a decoder's last token) and Dense projections, L2-normalized as the folder's Normalize module (or, outside such a
@@ -322,7 +323,7 @@ def create_embeddings_app(
 
     async def cosine_scores(pairs: list[tuple[str, str]], labels: list[tuple[str, str]], body: dict) -> tuple[list[float], int]:
         """vLLM's bi-encoder scores: the cosine similarity of each pair's two embeddings (each distinct text embedded
-        once; usage counts both texts of every pair, as vLLM embeds them); ``labels``: where each pair's texts are in
+        once; usage counts both texts of every pair and a pad token between, as vLLM); ``labels``: where each pair's texts are in
         the request, for the errors."""
         if not dense:
             raise APIError(400, "A sparse model's vectors are not scored here: POST /v1/embeddings and compare them.", code="unsupported")
@@ -351,7 +352,8 @@ def create_embeddings_app(
             rows = await asyncio.to_thread(embed, [ids[t] for t in texts], vectors.width, True)
         at = {text: i for i, text in enumerate(texts)}
         scores = [float(rows[at[a]] @ rows[at[b]]) for a, b in pairs]
-        return scores, sum(len(ids[a]) + len(ids[b]) for a, b in pairs)
+        pad = int(tokenizer.pad_token_id is not None)  # vLLM's pair: the two texts' tokens joined by a pad token
+        return scores, sum(len(ids[a]) + pad + len(ids[b]) for a, b in pairs)
 
     def indexed(name: str, value, i: int) -> str:
         return f"{name}[{i}]" if isinstance(value, list) and len(value) > 1 else name

@@ -17,8 +17,10 @@ def upright_rgb(image):
                 8: Image.Transpose.ROTATE_90}.get(image.getexif().get(_ORIENTATION))  # fmt: skip
     except Exception:  # Pillow raises many kinds on a damaged EXIF block; the pixels are still good
         turn = None
-    if turn is not None:
+    if turn is not None:  # turned, and without the orientation (a processor's load_image would turn it again)
         image = image.transpose(turn)
+        for key in ("exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"):
+            image.info.pop(key, None)
     if "transparency" in image.info or image.mode in ("PA", "LA"):  # a palette's or a colour key's (PNG tRNS) too
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "RGBa"):
