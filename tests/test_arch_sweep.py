@@ -170,3 +170,24 @@ def test_encoders_and_multimodal_types_are_not_decoders():
     assert "encoder" in not_decoder_reason("bert", AutoConfig.for_model("bert"))
     assert "multimodal" in not_decoder_reason("gemma3", AutoConfig.for_model("gemma3"))
     assert not_decoder_reason("llama", AutoConfig.for_model("llama")) is None
+
+
+def test_configurations_the_graph_does_not_reproduce_are_refused_with_the_reason():
+    """Falcon-RW's ALiBi and Falcon-40B's grouped key/value heads are refused (they failed deep in the export); Llama 4's
+    attention temperature, which its NoPE layers apply from floor_scale on, bounds ctx_len (tokens past it differed)."""
+    from QEfficient.transform.adapters import ADAPTERS
+
+    falcon = ADAPTERS["falcon"]
+    assert falcon.context_limit(AutoConfig.for_model("falcon", alibi=True))[0] == 0
+    grouped = AutoConfig.for_model("falcon", new_decoder_architecture=True, num_attention_heads=4, num_kv_heads=2, hidden_size=64)
+    assert "2 key/value heads of 4" in falcon.context_limit(grouped)[1]
+    for kv_heads in (1, 4):
+        assert (
+            falcon.context_limit(
+                AutoConfig.for_model("falcon", new_decoder_architecture=True, num_attention_heads=4, num_kv_heads=kv_heads, hidden_size=64)
+            )
+            is None
+        )
+    llama4 = AutoConfig.for_model("llama4_text", floor_scale=4, num_hidden_layers=4)
+    assert ADAPTERS["llama4_text"].context_limit(llama4)[0] == 3
+    assert ADAPTERS["llama4_text"].context_limit(AutoConfig.for_model("llama4_text", attn_temperature_tuning=False)) is None

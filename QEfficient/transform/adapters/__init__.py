@@ -19,7 +19,7 @@ from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.deepseek_v4 import DeepseekV4Adapter
 from QEfficient.transform.adapters.dory import DoryAdapter
 from QEfficient.transform.adapters.ergo import ErgoAdapter
-from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.falcon import FalconAdapter, Llama4TextAdapter
 from QEfficient.transform.adapters.inkling import INKLING_ADAPTERS
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.mistral_large4 import MistralLarge4Adapter
@@ -35,6 +35,7 @@ SWEEP_COMMAND = "PYTHONPATH=. python benchmarks/arch_sweep.py"
 
 _QUIRKS: list[ArchAdapter] = [
     FalconAdapter("falcon", mask_kind="additive"),
+    Llama4TextAdapter("llama4_text"),
     ArchAdapter("xglm", mask_kind="additive"),
     ArchAdapter("mpt", mask_kind="hidden"),
     ArchAdapter("bloom", mask_kind="additive"),
