@@ -175,7 +175,8 @@ class QEFFBaseModel:
         return self.config.__dict__
 
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
-        """A compiled length the model's position table cannot reach is refused up front."""
+        """A compiled length the model's position table cannot reach, or that a longrope rotary embedding reads past its
+        short factors (longrope_short_positions), is refused up front."""
         config = config or self.config
         max_pos = usable_positions(config)
         if max_pos and length > max_pos:

@@ -347,10 +347,9 @@ def create_embeddings_app(
             return out
 
         ids = await asyncio.to_thread(tokens)
-        texts = list(ids)
         async with lock:
-            rows = await asyncio.to_thread(embed, [ids[t] for t in texts], vectors.width, True)
-        at = {text: i for i, text in enumerate(texts)}
+            rows = await asyncio.to_thread(embed, list(ids.values()), vectors.width, True)
+        at = {text: i for i, text in enumerate(ids)}
         scores = [float(rows[at[a]] @ rows[at[b]]) for a, b in pairs]
         pad = int(tokenizer.pad_token_id is not None)  # vLLM's pair: the two texts' tokens joined by a pad token
         return scores, sum(len(ids[a]) + pad + len(ids[b]) for a, b in pairs)

@@ -29,7 +29,7 @@ from QEfficient.serving.reasoning import (
     turn_markers,
 )
 from QEfficient.serving.structured import requested_grammar
-from QEfficient.serving.tools import AutoTools, ForcedTools, prompt_tools, requested_tools
+from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
 from QEfficient.serving.vllm_fields import (
     allowed_token_ids,
     bad_words_ids,
@@ -288,7 +288,7 @@ class RequestParser:
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}
         call = self._options(body, top, chat=True)
-        tools = prompt_tools(body, call.tools)
+        tools = body.get("tools") or None  # tool_choice "none"'s too (vLLM's default; requested_tools checked them)
         if self.images is not None:
             refuse_prompt_fields(body, chat=True)
             call = self._image_chat(call, body, tools)

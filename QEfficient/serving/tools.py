@@ -215,7 +215,7 @@ def requested_tools(body: dict, parser: str | None = None) -> ForcedTools | Auto
     if tools and (not isinstance(tools, list) or not all(_is_function_tool(t) for t in tools)):
         raise APIError(400, '\'tools\' must be a list of {"type": "function", "function": {"name", "parameters"}} objects.', "tools")
     if choice == "none" or (not tools and choice is None):
-        return None  # (the prompt still shows "none"'s tools: prompt_tools)
+        return None  # (the prompt still shows "none"'s tools)
     if not tools:
         raise APIError(400, "'tool_choice' needs 'tools'.", "tool_choice")
     if choice in (None, "auto"):
@@ -239,12 +239,6 @@ def requested_tools(body: dict, parser: str | None = None) -> ForcedTools | Auto
     if name not in [t["function"]["name"] for t in tools]:
         raise APIError(400, f"'tool_choice' names the function '{name}', which is not among 'tools'.", "tool_choice")
     return ForcedTools(tools, name)
-
-
-def prompt_tools(body: dict, requested: ForcedTools | AutoTools | None) -> list[dict] | None:
-    """The tools the chat template is given: those of the request, ``tool_choice`` "none" too (as vLLM, whose
-    --exclude-tools-when-tool-choice-none is off by default); ``requested``: requested_tools(body), which checked them."""
-    return requested.tools if requested is not None else body.get("tools") or None
 
 
 def _complete_json(text: str) -> bool:

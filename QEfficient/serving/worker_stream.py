@@ -54,15 +54,15 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
         lock.release()
         raise
     job.add_done_callback(lambda _: lock.release())
-    first = asyncio.ensure_future(queue.get())
+    waiting = asyncio.ensure_future(queue.get())
     try:
-        await asyncio.wait({first, job}, return_when=asyncio.FIRST_COMPLETED)
-        if not first.done() and job.exception() is not None:  # the thread never ran (the executor shut down)
+        await asyncio.wait({waiting, job}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done() and job.exception() is not None:  # the thread never ran (the executor shut down)
             raise job.exception()
-        first = await first  # (the thread ended: its items are queued)
+        first = await waiting  # (the thread ended: its items are queued)
     finally:
-        if isinstance(first, asyncio.Future) and not first.done():  # a request cancelled while it waited
-            first.cancel()
+        if not waiting.done():  # a request cancelled while it waited
+            waiting.cancel()
     if first[0] == "error":
         _, message, status, param = first
         raise APIError(status, message, param, kind="invalid_request_error" if status < 500 else "server_error")

@@ -33,7 +33,7 @@ def decode_wav(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "the
             width, channels, rate, frames = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.readframes(w.getnframes())
     except (wave.Error, EOFError, RuntimeError, OSError, ValueError, struct.error) as err:  # a damaged header's many kinds
         raise ValueError(f"'{name}' is not a PCM WAV file ({err}). Convert it first, e.g. {fix}") from err
-    if (width not in (4, 8)) if is_float else (width not in _PCM and width != 3):
+    if width not in ((4, 8) if is_float else (*_PCM, 3)):
         kind = "floating-point" if is_float else "PCM"
         raise ValueError(f"'{name}' has {8 * width}-bit {kind} samples; use 8, 16, 24 or 32-bit PCM or 32-bit float ({fix}).")
     if rate != sampling_rate:

@@ -19,8 +19,9 @@ from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.deepseek_v4 import DeepseekV4Adapter
 from QEfficient.transform.adapters.dory import DoryAdapter
 from QEfficient.transform.adapters.ergo import ErgoAdapter
-from QEfficient.transform.adapters.falcon import FalconAdapter, Llama4TextAdapter
+from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.inkling import INKLING_ADAPTERS
+from QEfficient.transform.adapters.llama4 import Llama4TextAdapter
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.mistral_large4 import MistralLarge4Adapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
