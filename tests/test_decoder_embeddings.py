@@ -21,6 +21,7 @@ from QEfficient import QEFFAutoModel
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
+from QEfficient.serving.encoder_artifact import CompiledEncoder
 from QEfficient.transform.encoder import cls_pooling, last_token_pooling, mean_pooling
 from tests.helpers import serve_on_loopback
 from tests.loopback import loopback_http
@@ -131,9 +132,9 @@ def sentence_transformers_folder(base: Path, folder: Path, pooling_key: str) -> 
     return folder
 
 
-def sentence_transformers_reference(folder: Path, texts: list[str] | dict, pooling) -> np.ndarray:
-    """What sentence-transformers computes from these modules, with torch: pooling, Linear + activation, L2 norm (of
-    ``texts``, or of their tokens given as input_ids and attention_mask)."""
+def sentence_transformers_reference(folder: Path, texts: list[str] | dict, pooling, normalized: bool = True) -> np.ndarray:
+    """What sentence-transformers computes from these modules, with torch: pooling, Linear + activation, L2 norm where
+    ``normalized`` (of ``texts``, or of their tokens given as input_ids and attention_mask)."""
     tok = AutoTokenizer.from_pretrained(folder)
     enc = texts if isinstance(texts, dict) else tok(texts, padding=True, return_tensors="np")
     out = torch.as_tensor(hf_pooled(folder, enc, pooling))
@@ -144,7 +145,7 @@ def sentence_transformers_reference(folder: Path, texts: list[str] | dict, pooli
         act = torch.nn.Tanh() if activation.endswith("Tanh") else torch.nn.Identity()
         with torch.no_grad():
             out = act(layer(out))
-    return torch.nn.functional.normalize(out, dim=1).numpy()
+    return (torch.nn.functional.normalize(out, dim=1) if normalized else out).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -161,18 +162,23 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
     assert got.shape == (3, 24)
     expected = sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
-    # a Matryoshka model's shorter vectors (sentence-transformers' truncate_dim): cut, then normalized
+    np.testing.assert_array_equal(model.encode(TEXTS, tok, normalize=False), got)  # the Normalize module runs regardless
+    # a Matryoshka model's shorter vectors (sentence-transformers' truncate_dim): cut after the Normalize module, and
+    # normalized again only with normalize=True (sentence-transformers' normalize_embeddings)
+    np.testing.assert_allclose(model.encode(TEXTS, tok, truncate_dim=8), expected[:, :8], atol=1e-5, rtol=0)
     short = torch.nn.functional.normalize(torch.as_tensor(expected[:, :8]), dim=1).numpy()
-    np.testing.assert_allclose(model.encode(TEXTS, tok, truncate_dim=8), short, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(model.encode(TEXTS, tok, normalize=False, truncate_dim=8), model.encode(TEXTS, tok, normalize=False)[:, :8])
+    np.testing.assert_allclose(model.encode(TEXTS, tok, normalize=True, truncate_dim=8), short, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="normalize must be True or False"):
+        model.encode(TEXTS, tok, normalize="no")
     np.testing.assert_array_equal(model.encode(TEXTS, tok, truncate_dim=100), got)  # as sentence-transformers: all there is
     with pytest.raises(ValueError, match="truncate_dim must be a positive integer"):
         model.encode(TEXTS, tok, truncate_dim=0)
     long_text = " ".join(["word"] * 60)  # past max_seq_length (48): cut there, as sentence-transformers cuts it
     cut = sentence_transformers_reference(qwen3_embedding, dict(tok([long_text], truncation=True, max_length=48)), last_token_pooling)
-    np.testing.assert_allclose(model.encode(long_text, tok), cut, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.encode(long_text, tok), cut[0], atol=1e-5, rtol=0)  # a string: one vector
+    np.testing.assert_allclose(model.encode([long_text], tok), cut, atol=1e-5, rtol=0)
     uncompiled = QEFFAutoModel.from_pretrained(qwen3_embedding)  # transformers' forward, before compile()
-    np.testing.assert_allclose(uncompiled.encode(long_text, tok), cut, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(uncompiled.encode(long_text, tok), cut[0], atol=1e-5, rtol=0)
     uncompiled.compile(seq_len=16, num_cores=1)  # a shorter graph cuts it sooner, and says so
     with pytest.warns(UserWarning, match="cut at 16 tokens, the longest compiled seq_len, where sentence-transformers reads up to 48"):
         uncompiled.encode([TEXTS[0], long_text], tok)
@@ -200,6 +206,30 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
     # the older names of that file, which sentence-transformers reads too
     (lowered / "sentence_bert_config.json").rename(lowered / "sentence_roberta_config.json")
     assert sentence_bert_config(lowered) == {"max_seq_length": 48, "do_lower_case": True}
+
+
+def test_a_folder_without_normalize_encodes_unnormalized_as_sentence_transformers(qwen3_embedding, tmp_path):
+    folder = shutil.copytree(qwen3_embedding, tmp_path / "unnormalized")
+    modules = json.loads((folder / "modules.json").read_text())
+    (folder / "modules.json").write_text(json.dumps([m for m in modules if not m["type"].endswith("Normalize")]))
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=48, num_cores=1)
+    tok = AutoTokenizer.from_pretrained(folder)
+    raw = sentence_transformers_reference(folder, TEXTS, last_token_pooling, normalized=False)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(model.encode(TEXTS, tok), raw, atol=1e-5, rtol=0)  # normalize_embeddings' default: False
+    np.testing.assert_allclose(model.encode(TEXTS, tok, truncate_dim=8), raw[:, :8], atol=1e-5, rtol=0)
+    unit = sentence_transformers_reference(folder, TEXTS, last_token_pooling)
+    np.testing.assert_allclose(model.encode(TEXTS, tok, normalize=True), unit, atol=1e-5, rtol=0)
+    # the artifact alone encodes the same, and so does the server, which normalizes as the folder does (vLLM too)
+    np.testing.assert_allclose(CompiledEncoder(model.qpc_path, 1).encode(TEXTS), raw, atol=1e-5, rtol=0)
+    app, runner = build_from_args(parse_args(["--qpc_path", str(model.qpc_path), "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            r = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS}, timeout=120)
+            np.testing.assert_allclose(np.array([d["embedding"] for d in r.json()["data"]]), raw, atol=1e-5, rtol=0)
+    finally:
+        runner.stop()
 
 
 def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):

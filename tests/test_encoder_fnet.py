@@ -49,6 +49,19 @@ def test_fnet_runs_at_the_input_s_width_as_transformers(tmp_path, tokenizer_dir)
     with pytest.raises(ValueError, match="padding included"):
         model.generate(wide)
 
+    # encode() batches the texts longest first, as sentence-transformers: FNet's vectors depend on their batch's width
+    texts = [TEXTS[0], TEXTS[1], "a b c d e f g h i"]  # batched as [1, 2] and [0]
+
+    def mean_pooled(batch: list[str]) -> np.ndarray:
+        e = tok(batch, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            hidden = hf(input_ids=e["input_ids"]).last_hidden_state
+        m = e["attention_mask"][..., None]
+        return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=1).numpy()
+
+    by_length = np.concatenate([mean_pooled([texts[1], texts[2]]), mean_pooled([texts[0]])])[[2, 0, 1]]
+    np.testing.assert_allclose(model.encode(texts, tok, batch_size=2), by_length, atol=1e-4, rtol=0)
+
     pooled = QEFFAutoModel.from_pretrained(tmp_path / "base", pooling="mean")
     pooled.compile(seq_len=width + 16, batch_size=2, num_cores=1)
     mask = enc["attention_mask"][..., None]

@@ -124,8 +124,10 @@ def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path, cap
     expected = reference(folder, TEXTS, order=(2, 0, 1))
     np.testing.assert_allclose(model.encode(TEXTS, AutoTokenizer.from_pretrained(folder)), expected, atol=1e-5, rtol=0)
     (folder / "config_sentence_transformers.json").write_text(json.dumps({"truncate_dim": 16}))  # the folder's default width
+    tok = AutoTokenizer.from_pretrained(folder)  # cut after its Normalize module, normalized again where asked
+    np.testing.assert_allclose(model.encode(TEXTS, tok), expected[:, :16], atol=1e-5, rtol=0)
     short = expected[:, :16] / np.linalg.norm(expected[:, :16], axis=1, keepdims=True)
-    np.testing.assert_allclose(model.encode(TEXTS, AutoTokenizer.from_pretrained(folder)), short, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.encode(TEXTS, tok, normalize=True), short, atol=1e-5, rtol=0)
     # a Transformer that takes chat messages (a tokenizer with a chat template, saved by 5.4 on): rendered through the
     # template (tests/test_decoder_embeddings.py), so a tokenizer without one is refused rather than run on plain text
     text = {"method": "forward", "method_output_name": "last_hidden_state"}

@@ -376,21 +376,25 @@ class QEFFAutoModel(_QEFFEncoderBase):
         self,
         sentences: list[str] | str,
         tokenizer,
-        normalize: bool = True,
+        normalize: bool | None = None,
         batch_size: int = 32,
         prompt_name: str | None = None,
         prompt: str | None = None,
         truncate_dim: int | None = None,
         task: str | None = None,
     ) -> np.ndarray:
-        """Sentence embeddings as sentence-transformers computes them: each sentence after the prompt (``prompt``, else
-        the folder's prompt named ``prompt_name``, else its default one), tokenized as its Transformer module tokenizes
-        (as sent, lowercased where the folder's ``do_lower_case`` says so, truncated at its ``max_seq_length``; or, for a
-        folder whose Transformer takes chat messages, rendered through the chat template with the prompt as a system
-        message and ``task`` for a template that reads one: sentence_inputs.py), the model's pooling, then L2 norm. A
-        Matryoshka model's shorter vectors with ``truncate_dim`` (by default the folder's, saved from sentence-transformers
-        5.4 on): the first ``truncate_dim`` dimensions, normalized after the cut (as sentence-transformers' ``truncate_dim``
-        with ``normalize_embeddings``)."""
+        """Sentence embeddings as sentence-transformers' ``encode`` computes them: each sentence after the prompt
+        (``prompt``, else the folder's prompt named ``prompt_name``, else its default one), tokenized as its Transformer
+        module tokenizes (as sent, lowercased where the folder's ``do_lower_case`` says so, truncated at its
+        ``max_seq_length``; or, for a folder whose Transformer takes chat messages, rendered through the chat template
+        with the prompt as a system message and ``task`` for a template that reads one: sentence_inputs.py), in batches
+        of ``batch_size`` longest first, then the model's pooling, the folder's Dense modules and its Normalize module
+        where it has one. A Matryoshka model's shorter vectors with ``truncate_dim`` (by default the folder's, saved
+        from sentence-transformers 5.4 on): the first ``truncate_dim`` dimensions. ``normalize`` is
+        sentence-transformers' ``normalize_embeddings``: True normalizes the vectors last (after the cut), False leaves
+        them as the folder's modules give them; None (the default) is False in a sentence-transformers folder and
+        True outside one (a model loaded with ``pooling=``), as the embeddings server. Vectors [N, D] for a list of
+        N texts, one vector [D] for a string (as sentence-transformers)."""
         if not callable(tokenizer):
             raise ValueError(
                 f"encode(sentences, tokenizer) takes the model's tokenizer (AutoTokenizer.from_pretrained), not {tokenizer!r:.40}."

@@ -1,5 +1,6 @@
 """sentence-transformers' ``encode()`` over any embedding function: the prompt, the folder's tokenization
-(sentence_inputs.py), batches, the Matryoshka cut and the L2 norm. QEFFAutoModel.encode runs it on the model's session,
+(sentence_inputs.py), batches of texts of like length, the folder's Normalize module, the Matryoshka cut and
+``normalize_embeddings``. QEFFAutoModel.encode runs it on the model's session,
 serving's CompiledEncoder on an artifact alone (no torch, no model folder: what a Ray embedding actor runs)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from QEfficient.models.sentence_inputs import SentenceInputs
 from QEfficient.models.sentence_transformers import (
     l2_normalized,
+    sentence_transformers_normalizes,
     sentence_transformers_pools_prompt,
     sentence_transformers_prompt,
     sentence_transformers_truncate_dim,
@@ -28,7 +30,7 @@ def encode_sentences(
     embed: EmbedFn,
     sentences: list[str] | str,
     graph_pools: bool,
-    normalize: bool = True,
+    normalize: bool | None = None,
     batch_size: int = 32,
     prompt_name: str | None = None,
     prompt: str | None = None,
@@ -39,13 +41,15 @@ def encode_sentences(
     settings, ``read_inputs`` giving its tokenization (read once the arguments are checked) and ``embed`` the graph with
     the folder's pooling and Dense modules; ``graph_pools``: the graph gives one vector per input, so it cannot leave a
     prompt's tokens out."""
-    if isinstance(sentences, str):
+    one_text = isinstance(sentences, str)  # one vector [D], as sentence-transformers answers a string
+    if one_text:
         sentences = [sentences]
     if not isinstance(sentences, (list, tuple)) or not sentences:
         raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
     check_strings("Sentence", sentences)
     check_positive(batch_size=batch_size)
-    check_flags(normalize=normalize)  # (a string such as "no" would read as True)
+    if normalize is not None:
+        check_flags(normalize=normalize)  # (a string such as "no" would read as True)
     for name, value in (("prompt_name", prompt_name), ("prompt", prompt), ("task", task)):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{name} must be a string (or None), got {value!r:.60}.")
@@ -61,9 +65,18 @@ def encode_sentences(
             "(pooled inside with pooling=, or a model whose output is its embedding), the prompt's tokens in: load the model "
             "without pooling= (and compile it again) so that the folder's pooling runs after the graph."
         )
+    # longest first, as sentence-transformers batches them: a model that reads its padding (FNet) gives its vectors
+    order = np.argsort([-len(sentence) for sentence in sentences])
     chunks = [
-        embed(inputs(list(sentences[start : start + batch_size]), prefix, task), prompt_length)
+        embed(inputs([sentences[i] for i in order[start : start + batch_size]], prefix, task), prompt_length)
         for start in range(0, len(sentences), batch_size)
     ]
-    emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
-    return l2_normalized(emb) if normalize else emb
+    emb = np.concatenate(chunks)[np.argsort(order)]
+    module_normalizes = sentence_transformers_normalizes(folder)
+    if module_normalizes:  # the folder's Normalize module runs whatever normalize says, before the cut
+        emb = l2_normalized(emb)
+    emb = emb[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
+    if normalize is None:  # outside a sentence-transformers folder: normalized, as the embeddings server
+        normalize = module_normalizes is None
+    emb = l2_normalized(emb) if normalize else emb
+    return emb[0] if one_text else emb
