@@ -140,7 +140,7 @@ def parse_inputs(
         where = f"{name}[{i}]" if len(items) > 1 else name
         if isinstance(item, str):
             text = item.lower() if lowercase else item
-            ids = tokenizer(text, add_special_tokens=special)[INPUT_IDS] if item else []  # a long input is refused below
+            ids = tokenizer(text, add_special_tokens=special)[INPUT_IDS]  # "" too: [CLS] [SEP] for BERT's, as vLLM embeds it
         else:
             text, ids = None, item
             bad = next((t for t in ids if not 0 <= t < vocab_size), None)
@@ -149,7 +149,7 @@ def parse_inputs(
         if cut is not None and ids:
             ids = cut.apply(tokenizer, text, list(ids))
         if not ids:
-            raise APIError(400, f"{where} is empty.", name)
+            raise APIError(400, f"{where} is empty." if not item else f"{where} gives no tokens.", name)
         if len(ids) > max_len:
             raise APIError(
                 400,
