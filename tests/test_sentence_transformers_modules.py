@@ -272,3 +272,25 @@ def test_the_artifact_alone_encodes_as_the_model(st_folder, tmp_path):
     with pytest.raises(ValueError, match="takes no pad_to_multiple_of .*Encode with QEFFAutoModel from the model's folder"):
         CompiledEncoder(model.qpc_path, 1).encode(texts)
     assert "pad_to_multiple_of" in _why_not_from_artifact(model.qpc_path)
+
+
+def test_the_older_layout_with_the_transformer_below_the_top_says_what_to_do(st_folder, tmp_path):
+    """sentence-transformers' first releases saved the transformer in 0_Transformer/: refused by the loader and the
+    commands alike with the two ways out, not as a folder without config.json."""
+    from QEfficient.cloud._cli import resolve_model_name
+    from QEfficient.loading.model_path import ModelNotFoundError
+
+    folder = tmp_path / "older"
+    (folder / "0_Transformer").mkdir(parents=True)
+    for item in st_folder.iterdir():
+        target = folder / item.name if item.is_dir() or item.name == "modules.json" else folder / "0_Transformer" / item.name
+        (shutil.copytree if item.is_dir() else shutil.copy)(item, target)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[0]["path"] = "0_Transformer"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ModelNotFoundError, match=r"older layout, the transformer in '0_Transformer/'.*SentenceTransformer\(folder\)\.save"):
+        QEFFAutoModel.from_pretrained(folder)
+    with pytest.raises(ValueError, match="older layout"):
+        resolve_model_name(str(folder), None)
+    model = QEFFAutoModel.from_pretrained(folder / "0_Transformer", pooling="mean")  # the way out it names
+    assert model.model.config.model_type == "bert"

@@ -94,6 +94,11 @@ def resolve_model_name(model_name: str | None, gguf_file: str | None, cache_dir:
         folder = Path(model_name).expanduser()
         markers = ("config.json", "adapter_config.json", "model_index.json", "*.gguf")  # a model, a LoRA adapter, a GGUF
         if gguf_file is None and folder.is_dir() and not any(any(folder.glob(marker)) for marker in markers):
+            from QEfficient.loading.sentence_transformers_files import older_layout_message
+
+            older_layout = older_layout_message(folder)
+            if older_layout:
+                raise ValueError(older_layout)
             raise ValueError(
                 f"'{model_name}' is not a model folder: it has no config.json (save the model there with save_pretrained), "
                 "nor a .gguf file."

@@ -37,6 +37,7 @@ from transformers.models.auto.modeling_auto import (
 from QEfficient.loading.config_overrides import apply_hf_overrides, weights_fit
 from QEfficient.loading.gguf_shared import gguf_parsed_once
 from QEfficient.loading.model_path import ModelNotFoundError, resolve_model_path
+from QEfficient.loading.sentence_transformers_files import older_layout_message
 from QEfficient.transform.adapters import check_architecture
 from QEfficient.utils.cache import build_entry, hash_dict, qeff_home, verify_entry
 from QEfficient.utils.extras import require_extra
@@ -60,6 +61,9 @@ def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> Pretrai
                 f"Could not read '{Path(folder) / gguf_file}' as a GGUF model: {err}. The file may be cut short or damaged "
                 "(compare its size with the source's), or be of an architecture transformers' GGUF loader does not know."
             ) from err
+        older_layout = older_layout_message(Path(folder))
+        if older_layout:
+            raise ModelNotFoundError(older_layout) from err
         raise ModelNotFoundError(
             f"Could not read a transformers config from '{folder}': {err}. The folder must contain config.json (or pass gguf_file=...)."
         ) from err

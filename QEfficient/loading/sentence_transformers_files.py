@@ -47,6 +47,21 @@ def transformer_module_config(folder: Path | None) -> dict:
     return sentence_bert_config(Path(folder), module)
 
 
+def older_layout_message(folder: Path) -> str | None:
+    """What to do with a sentence-transformers folder in its older layout (the model below the top, in
+    ``0_Transformer/``), None for any other folder."""
+    module = next((m for m in st_modules(folder) or [] if module_kind(m) == "Transformer"), None)
+    nested = Path(folder) / str(module.get("path") or "") if module else None
+    if nested is None or nested == Path(folder) or not (nested / "config.json").is_file():
+        return None
+    return (
+        f"'{folder}' is a sentence-transformers model in its older layout, the transformer in '{nested.name}/'; QEfficient "
+        "reads the current one (the transformer's files at the top, beside modules.json). Save it again with "
+        "sentence-transformers (SentenceTransformer(folder).save(new_folder)), or load "
+        f"'{nested}' with pooling= for the transformer alone (the folder's other modules left out)."
+    )
+
+
 def formats_chats(folder: Path | None) -> bool:
     """Whether a sentence-transformers folder (saved by 5.4 or later) has a Transformer that writes its inputs as chat
     messages: its ``modality_config`` lists "message" (inferred where the tokenizer had a chat template), and
