@@ -280,8 +280,12 @@ def test_options_not_honoured_warn_once_each(compiled, llama, fresh_warnings):
     model, tokenizer = compiled
     with pytest.warns(UserWarning, match="write_io"):
         model.generate(tokenizer, ["Hi"], generation_len=2, stream=False, write_io=True)
-    with pytest.warns(UserWarning, match="ccl_enabled"):
+    with pytest.warns(UserWarning, match=r"qaic_config\['ccl_enabled'\] targets Cloud AI 100 and is ignored"):
         other = QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config={"ccl_enabled": True})
+    with pytest.warns(UserWarning, match=r"qaic_config\['include_sampeler'\] is not a QEfficient option .* mean 'include_sampler'"):
+        QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config={"include_sampeler": True})  # a misspelling, named
+    with pytest.warns(UserWarning, match=r"qaic_config\['xyz'\] is not a QEfficient option .* keys are \['blocking_mode'"):
+        QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config={"xyz": 1})
     with pytest.warns(UserWarning, match="use_onnx_subfunctions"):
         other.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, use_onnx_subfunctions=True)
     with warnings.catch_warnings():

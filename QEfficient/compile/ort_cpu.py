@@ -58,6 +58,46 @@ def warn_ignored_options(what: str, options: dict[str, Any]) -> None:
         warn_once(f"{what}{names}", f"{what} options {names} are for Cloud AI 100 and are ignored on ONNX Runtime.")
 
 
+# QEfficient's qaic_config keys that only shape the Cloud AI 100 program (blocking, compute-context lengths, KV-head
+# replication, MLA absorption...): accepted and ignored here
+CLOUD_AI_100_QAIC_CONFIG = frozenset(
+    {
+        "ccl_enabled",
+        "comp_ctx_lengths_prefill",
+        "comp_ctx_lengths_decode",
+        "replicate_kv_heads",
+        "enable_blocking",
+        "blocking_mode",
+        "num_kv_blocks",
+        "num_q_blocks",
+        "head_block_size",
+        "num_batch_blocks",
+        "skip_kv",
+        "mla_absorption",
+        "export_embedding",
+        "pretrained_model_name_or_path",  # (QEfficient's from_pretrained writes it there)
+    }
+)
+
+
+def warn_qaic_config(qaic_config: dict | None, honoured: set[str]) -> None:
+    """One warning per key of ``qaic_config`` not in ``honoured``: a Cloud AI 100 key is ignored on ONNX Runtime; a key
+    QEfficient does not know is named as such, with the nearest known key (a misspelled "include_sampler" would
+    otherwise pass unnoticed)."""
+    import difflib
+
+    if qaic_config is not None and not isinstance(qaic_config, dict):
+        raise ValueError(f"qaic_config must be a dict of QEfficient's options (or None), got {qaic_config!r:.60}.")
+    known = sorted(honoured | CLOUD_AI_100_QAIC_CONFIG)
+    for key in sorted(set(qaic_config or {}) - honoured, key=str):
+        if key in CLOUD_AI_100_QAIC_CONFIG:
+            warn_once(f"qaic_config:{key}", f"qaic_config['{key}'] targets Cloud AI 100 and is ignored on ONNX Runtime.")
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" Did you mean '{near[0]}'?" if near else f" QEfficient's keys are {known}."
+        warn_once(f"qaic_config:{key}", f"qaic_config[{key!r}] is not a QEfficient option and is ignored.{hint}")
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)

@@ -13,7 +13,7 @@ import torch
 from transformers import PreTrainedModel
 
 from QEfficient.compile.fusion import FUSION_VERSION, fuse_by_default, fused_decoder_rewrite
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once, warn_qaic_config
 from QEfficient.compile.smooth_int8 import INT8_PROJECTIONS
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
@@ -77,8 +77,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             )
         check_causal_lm_config(model.config)
         _check_loading_options(continuous_batching, qaic_config)
-        for key in sorted(set(qaic_config or {}) - _QAIC_CONFIG_HONOURED):
-            warn_once(f"qaic_config:{key}", f"qaic_config['{key}'] targets Cloud AI 100 and is ignored on ONNX Runtime.")
+        warn_qaic_config(qaic_config, _QAIC_CONFIG_HONOURED)
         model.config.use_cache = True
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), transformers_class=name)
         self.qaic_config = qaic_config

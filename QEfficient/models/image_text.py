@@ -18,7 +18,7 @@ import torch
 from transformers import AutoConfig, GenerationConfig, PreTrainedModel
 
 from QEfficient.compile.compile_helper import empty_inputs
-from QEfficient.compile.ort_cpu import checked_companion, read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import checked_companion, read_artifact, warn_ignored_options, warn_once, warn_qaic_config
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_names import INPUT_FEATURES, INPUT_VALUES, PIXEL_VALUES
 from QEfficient.export.graph_specs import DecoderGraphSpec, VisionGraphSpec
@@ -137,7 +137,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     ):
         """``kv_offload=None`` (the default) is the one-graph layout, as QEfficient's code does (its
         docstring says two graphs); ``kv_offload=True`` gives the vision and language graphs."""
-        warn_ignored_options("qaic_config", {k: v for k, v in (qaic_config or {}).items() if k not in _QAIC_CONFIG_HONOURED})
+        warn_qaic_config(qaic_config, _QAIC_CONFIG_HONOURED)
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("config", AutoConfig.from_pretrained(folder))
