@@ -174,7 +174,8 @@ def test_encoders_and_multimodal_types_are_not_decoders():
 
 def test_configurations_the_graph_does_not_reproduce_are_refused_with_the_reason():
     """Falcon-RW's ALiBi and Falcon-40B's grouped key/value heads are refused (they failed deep in the export); Llama 4's
-    attention temperature, which its NoPE layers apply from floor_scale on, bounds ctx_len (tokens past it differed)."""
+    attention temperature, which its NoPE layers apply from floor_scale on, bounds ctx_len (tokens past it differed), and
+    so does Doge's keep_window_size (its logits past it differed by 0.8)."""
     from QEfficient.transform.adapters import ADAPTERS
 
     falcon = ADAPTERS["falcon"]
@@ -191,3 +192,5 @@ def test_configurations_the_graph_does_not_reproduce_are_refused_with_the_reason
     llama4 = AutoConfig.for_model("llama4_text", floor_scale=4, num_hidden_layers=4)
     assert ADAPTERS["llama4_text"].context_limit(llama4)[0] == 3
     assert ADAPTERS["llama4_text"].context_limit(AutoConfig.for_model("llama4_text", attn_temperature_tuning=False)) is None
+    doge = AutoConfig.for_model("doge", keep_window_size=6)  # its dynamic mask keeps the window's strongest keys past it
+    assert ADAPTERS["doge"].context_limit(doge)[0] == 6

@@ -17,6 +17,7 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.deepseek_v4 import DeepseekV4Adapter
+from QEfficient.transform.adapters.doge import DogeAdapter
 from QEfficient.transform.adapters.dory import DoryAdapter
 from QEfficient.transform.adapters.ergo import ErgoAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
@@ -37,6 +38,7 @@ SWEEP_COMMAND = "PYTHONPATH=. python benchmarks/arch_sweep.py"
 _QUIRKS: list[ArchAdapter] = [
     FalconAdapter("falcon", mask_kind="additive"),
     Llama4TextAdapter("llama4_text"),
+    DogeAdapter("doge"),
     ArchAdapter("xglm", mask_kind="additive"),
     ArchAdapter("mpt", mask_kind="hidden"),
     ArchAdapter("bloom", mask_kind="additive"),
