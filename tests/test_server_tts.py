@@ -72,12 +72,22 @@ def test_speech_equals_transformers(tts_server):
     first, second = (transformers_waveform(hf, tokenizer(t, return_tensors="pt")) for t in sentences)
     with wave.open(io.BytesIO(two.content)) as wav:
         assert wav.getnframes() == int(first.sequence_lengths[0]) + int(second.sequence_lengths[0])
+    unbroken = "hello" * 100  # 500 characters without a space: 400 and 100 spoken, none dropped
+    waves = [transformers_waveform(hf, tokenizer(t, return_tensors="pt")) for t in (unbroken[:400], unbroken[400:])]
+    frames = [int(w.sequence_lengths[0]) for w in waves]
+    with wave.open(io.BytesIO(speak(url, input=unbroken).content)) as wav:
+        assert wav.getnframes() == sum(frames)
 
 
 def test_text_pieces_and_resampling():
     assert text_pieces("One. Two!  Three?") == ["One. Two! Three?"]
     assert text_pieces("a" * 5 + " " + "b" * 5, limit=6) == ["aaaaa", "bbbbb"]
     assert text_pieces("First one. Second one.", limit=12) == ["First one.", "Second one."]
+    # a run without spaces longer than a piece is spoken in pieces, not cut (scripts written without spaces)
+    assert text_pieces("ab" * 7, limit=6) == ["ababab", "ababab", "ab"]
+    assert [len(piece) for piece in text_pieces("x" * 1000 + " y")] == [400, 400, 202]
+    assert text_pieces("一二三。四五六！七八", limit=7) == ["一二三。", "四五六！七八"]  # full-width stops end sentences
+    assert text_pieces("一二三。四五六！七八") == ["一二三。四五六！七八"]
     tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
     resampled = resample(tone, 16000, 24000)
     assert len(resampled) == 24000

@@ -31,18 +31,24 @@ PCM_RATE = 24000  # OpenAI's pcm format
 DEFAULT_MAX_TTS_BYTES = 1024 * 1024  # a JSON body of 4096 characters is far below
 
 
+_FULL_STOPS = "。！？；"  # CJK sentence ends: no space follows them
+_SENTENCES = re.compile(rf"(?<=[.!?;])\s+|(?<=[{_FULL_STOPS}])\s*")
+
+
 def text_pieces(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
-    """The text's sentences, joined while they fit in ``limit`` characters; a longer sentence split at spaces (a word
-    longer than the limit cut)."""
+    """The text's sentences (ended by . ! ? ; or their full-width forms), joined while they fit in ``limit``
+    characters; a longer sentence split at spaces, and a run of more than ``limit`` characters without one (a script
+    written without spaces) in pieces of ``limit``: all of the text is spoken."""
     pieces: list[str] = []
-    for sentence in re.split(r"(?<=[.!?;])\s+", text.strip()):
-        words = sentence.split()
+    for sentence in _SENTENCES.split(text.strip()):
+        words = [word[start : start + limit] for word in sentence.split() for start in range(0, len(word), limit)]
         while words:
-            piece = words.pop(0)[:limit]
+            piece = words.pop(0)
             while words and len(piece) + 1 + len(words[0]) <= limit:
                 piece += " " + words.pop(0)
-            if pieces and len(pieces[-1]) + 1 + len(piece) <= limit and pieces[-1][-1:] in ".!?;":
-                pieces[-1] += " " + piece
+            space = "" if pieces and pieces[-1][-1:] in _FULL_STOPS else " "
+            if pieces and len(pieces[-1]) + len(space) + len(piece) <= limit and pieces[-1][-1:] in ".!?;" + _FULL_STOPS:
+                pieces[-1] += space + piece
             else:
                 pieces.append(piece)
     return pieces
