@@ -131,6 +131,8 @@ def test_folders_the_server_cannot_serve_are_refused(tmp_path):
     config.num_labels = 2
     AutoModelForImageClassification.from_config(config).save_pretrained(tmp_path)
     argv = ["--model_name", str(tmp_path), "--num_cores", "1"]
+    with pytest.raises(ValueError, match=r"is a classifier of images \(/classify\): --full_batch_size do not apply"):
+        build_from_args(parse_args([*argv, "--full_batch_size", "8"]))  # (a decoder's batching, given)
     with pytest.raises(ValueError, match="preprocessor_config.json"):
         build_from_args(parse_args(argv))
     ViTImageProcessor(size={"shortest_edge": 32}, do_center_crop=False).save_pretrained(tmp_path)

@@ -141,3 +141,6 @@ def test_serve_options_that_do_not_apply_are_refused(tts_server):
         build_from_args(parse_args(["--model_name", str(folder), "--task", "embed"]))
     with pytest.raises(ValueError, match="--ctx_len do not apply"):  # (as its artifact refuses it, on Ray's replicas too)
         build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64"]))
+    for option in ("--full_batch_size", "--prefill_seq_len"):  # a decoder's batching, given (its defaults pass)
+        with pytest.raises(ValueError, match=rf"is a text-to-speech model \(/v1/audio/speech\): {option} do not apply"):
+            build_from_args(parse_args(["--model_name", str(folder), option, "8"]))

@@ -273,6 +273,12 @@ def test_server_transcribes_with_an_english_only_model(tiny_whisper):
         assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
         r = loopback_http.post(f"{url}/v1/audio/translations", files=upload, timeout=120)
         assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
+
+    for option, value in (("--full_batch_size", "8"), ("--lora", f"a={folder}"), ("--reasoning_parser", "deepseek_r1")):
+        with pytest.raises(ValueError, match=rf"is a Whisper speech model \(/v1/audio/transcriptions, .*\): {option} do not apply"):
+            build_from_args(parse_args(["--model_name", str(folder), option, value]))  # (options it would not act on)
 
 
 def test_server_transcribes_uploads_like_transformers(tiny_whisper):

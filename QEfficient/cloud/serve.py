@@ -44,6 +44,7 @@ def build_server(
     reasoning_parser: str | None = None,
     pooler_task: str | None = None,
     pooler_defaults: dict | None = None,
+    batching_given: dict | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``ctx_len`` None is 512 (an encoder's inputs: within the model's
@@ -62,50 +63,53 @@ def build_server(
     return apart as ``reasoning`` (serving/reasoning.py). ``pooler_task``: vLLM's ``--pooler_config`` task ("embed", "classify",
     or BGE-M3's "token_embed" and "token_classify" with ``hf_overrides`` naming BgeM3EmbeddingModel, as vLLM takes them:
     serving/tasks.resolve_pooler_task); ``pooler_defaults``: its other fields, an embedding model's defaults (pooling,
-    use_activation, dimensions: serve_args.pooler_defaults)."""
+    use_activation, dimensions: serve_args.pooler_defaults). ``batching_given``: the decoders' batching options the
+    command line gave (prefill_seq_len, full_batch_size), refused by the servers that do not batch."""
     # an encoder's input limit: None is its default within the model's, more than the model's is refused (served_length)
     input_limit, ctx_len = ctx_len, DEFAULT_SERVER_CTX_LEN if ctx_len is None else ctx_len
     # the options of generation, which the models served one request at a time refuse (given: not None)
     generation_options = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
     generation_options |= {"num_speculative_tokens": num_speculative_tokens, "mxint8_kv_cache": mxint8_kv_cache or None}
     generation_options |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+    generation_options |= batching_given or {}  # (--prefill_seq_len, --full_batch_size: given, not their defaults)
     media_options = {"img_size": img_size, "max_num_images": max_num_images}
     bge_m3_task, task, hf_overrides = _resolve_pooler_task(model_name, gguf_file, pooler_task, task, hf_overrides)
+    kind, served_as = _server_kind(model_name, gguf_file, task, hf_overrides, bge_m3_task)
     if pooler_defaults is not None and not _serves_dense_embeddings(model_name, gguf_file, task, hf_overrides, bge_m3_task):
         raise ValueError(
             f"--pooler_config's {', '.join(pooler_defaults)} set an embedding model's vectors (/v1/embeddings); '{model_name}' "
             "is served otherwise: leave them out."
         )
-    if bge_m3_task is not None:  # BGE-M3's multi-vector or sparse outputs, as vLLM's BgeM3EmbeddingModel
+    if kind == "bge_m3":  # BGE-M3's multi-vector or sparse outputs, as vLLM's BgeM3EmbeddingModel
         from QEfficient.serving.bge_m3_app import open_bge_m3_app
 
-        _refuse_options(model_name, f"BGE-M3 served for '{bge_m3_task}' (/pooling)", **generation_options, **media_options)
+        _refuse_options(model_name, served_as, **generation_options, **media_options)
         return open_bge_m3_app(model_name, bge_m3_task, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-    if not gguf_file and _is_retriever(model_name):  # ColPali & co: vLLM's /pooling, /score and /rerank (MaxSim)
+    if kind == "retriever":  # ColPali & co: vLLM's /pooling, /score and /rerank (MaxSim)
         from QEfficient.serving.retrieval_app import open_retrieval_app
 
         _refuse_options(
             model_name,
-            "a late-interaction retriever (/pooling, /score, /rerank)",
+            served_as,
             **generation_options,
             img_size=img_size,
             hf_overrides=hf_overrides or None,
             task=None if task in ("auto", "embed") else task,
         )
         return open_retrieval_app(model_name, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes, max_num_images)  # pages
-    if not gguf_file and _is_colbert(model_name):  # ColBERT: the same routes over text
+    if kind == "colbert":  # ColBERT: the same routes over text
         from QEfficient.serving.colbert_app import open_colbert_app
 
         _refuse_options(
             model_name,
-            "a ColBERT retriever (/pooling, /score, /rerank)",
+            served_as,
             **generation_options,
             **media_options,
             hf_overrides=hf_overrides or None,
             task=None if task in ("auto", "embed") else task,
         )
         return open_colbert_app(model_name, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-    if not gguf_file and (_is_sparse_encoder(model_name) or _names_splade(hf_overrides)):  # SPLADE's vectors, as vLLM serves them
+    if kind == "splade":  # SPLADE's vectors, as vLLM serves them
         from QEfficient.serving.embeddings_app import open_splade_embeddings_app
         from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, refuse_inference_free
 
@@ -117,14 +121,14 @@ def build_server(
                 "or run it with QEFFSparseEncoder.encode."
             )
         task_given = None if task in ("auto", "embed") else task
-        _refuse_options(model_name, "a SPLADE sparse encoder (/v1/embeddings)", **generation_options, **media_options, task=task_given)
+        _refuse_options(model_name, served_as, **generation_options, **media_options, task=task_given)
         return open_splade_embeddings_app(model_name, input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-    if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
+    if kind == "tts":  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 
         _refuse_options(
             model_name,
-            "a text-to-speech model (/v1/audio/speech)",
+            served_as,
             **generation_options,
             **media_options,
             hf_overrides=hf_overrides or None,
@@ -132,30 +136,29 @@ def build_server(
             ctx_len=input_limit,
         )
         return open_tts_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-    pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
-    if pooling is not None:
-        _refuse_options(model_name, f"served for {_POOLING_ROUTES[pooling]}", **generation_options, **media_options)
+    if kind == "pooling":
+        pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
+        _refuse_options(model_name, served_as, **generation_options, **media_options)
         options = (input_limit, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, hf_overrides, pooler_defaults)
-    if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
-        raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
-    if not gguf_file and _is_speech(model_name):
+    if kind == "speech":
         from QEfficient.serving.speech_app import open_speech_app
 
+        _refuse_options(model_name, served_as, **generation_options, **media_options)
         return open_speech_app(model_name, input_limit, num_cores, api_key, max_body_bytes, hf_overrides)
-    if not gguf_file and _is_transcriber(model_name):  # transcribed greedily, one request at a time
+    if kind == "transcriber":  # transcribed greedily, one request at a time
         from QEfficient.serving.transcriber_app import open_transcriber_app
 
-        _refuse_options(model_name, "a speech recognition model (/v1/audio/transcriptions)", **generation_options, **media_options)
+        _refuse_options(model_name, served_as, **generation_options, **media_options)
         return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides, input_limit)
-    if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
+    if kind == "seq2seq":  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
         from QEfficient.serving.vision_seq2seq_app import open_vision_seq2seq_app
 
-        _refuse_options(model_name, "an encoder-decoder, served one request at a time", **generation_options, **media_options)
+        _refuse_options(model_name, served_as, **generation_options, **media_options)
         open_app = open_vision_seq2seq_app if _is_vision_seq2seq(model_name) else open_seq2seq_app
         return open_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
-    if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
+    if kind == "vision_language":  # compiled and opened in one go: the model is loaded once
         from QEfficient.serving import vision_language
 
         speculative = prompt_lookup_num_tokens is not None or draft_model is not None
@@ -322,6 +325,34 @@ def _is_speech(model_name: str) -> bool:
     return is_speech(model_name, None)
 
 
+def _server_kind(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None, bge_m3_task) -> tuple[str, str]:
+    """Which server ``build_server`` opens for the model (its branch) and what it serves, in words, for the start log."""
+    folder = None if gguf_file else model_name  # a GGUF file is a decoder's
+    if bge_m3_task is not None:
+        return "bge_m3", f"BGE-M3 served for '{bge_m3_task}' (/pooling)"
+    if folder and _is_retriever(folder):
+        return "retriever", "a late-interaction retriever (/pooling, /score, /rerank)"
+    if folder and _is_colbert(folder):
+        return "colbert", "a ColBERT retriever (/pooling, /score, /rerank)"
+    if folder and (_is_sparse_encoder(folder) or _names_splade(hf_overrides)):
+        return "splade", "a SPLADE sparse encoder (/v1/embeddings)"
+    if folder and _is_text_to_speech(folder):
+        return "tts", "a text-to-speech model (/v1/audio/speech)"
+    pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
+    if pooling is not None:
+        media = _media_classifier(model_name) if pooling == "score" else None
+        return "pooling", f"a classifier of {media} (/classify)" if media else f"served for {_POOLING_ROUTES[pooling]}"
+    if folder and _is_speech(folder):
+        return "speech", "a Whisper speech model (/v1/audio/transcriptions, /v1/audio/translations)"
+    if folder and _is_transcriber(folder):
+        return "transcriber", "a speech recognition model (/v1/audio/transcriptions)"
+    if folder and (_is_seq2seq(folder) or _is_vision_seq2seq(folder)):
+        return "seq2seq", "an encoder-decoder, served one request at a time"
+    if folder and _is_vision_language(folder):
+        return "vision_language", "a vision-language model, with continuous batching"
+    return "decoder", "continuous batching"
+
+
 def build_from_args(args: argparse.Namespace):
     """(app, runner) as the command line asks."""
     # bad numbers fail now, not after the model is loaded, exported and compiled (the counts every server has: parse_args)
@@ -354,10 +385,9 @@ def build_from_args(args: argparse.Namespace):
         resolve_model_name(args.draft_model, None)
     pooler_task = getattr(args, "pooler_task", None)
     bge_m3_task, task, hf_overrides = _resolve_pooler_task(model_name, gguf_file, pooler_task, args.task, args.hf_overrides)
-    pooling = None if bge_m3_task else _pooling_task(model_name, gguf_file, task, hf_overrides)
-    purpose = _POOLING_ROUTES[pooling] if pooling else f"continuous batching ({args.full_batch_size} slots)"
-    purpose = f"BGE-M3's '{bge_m3_task}' output (/pooling)" if bge_m3_task else purpose
-    with step(f"Loading and compiling {model_name} for {purpose}"):
+    kind, served_as = _server_kind(model_name, gguf_file, task, hf_overrides, bge_m3_task)
+    purpose = f"{served_as} ({args.full_batch_size} slots)" if kind in ("decoder", "vision_language") else served_as
+    with step(f"Loading and compiling {model_name}: {purpose}"):
         return build_server_from_args(args, model_name, gguf_file, args.num_cores, args.task)
 
 
@@ -486,6 +516,7 @@ def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file:
         reasoning_parser=args.reasoning_parser,
         pooler_task=getattr(args, "pooler_task", None),
         pooler_defaults=getattr(args, "pooler_defaults", None),
+        batching_given={n: getattr(args, n) for n in ("prefill_seq_len", "full_batch_size") if n in getattr(args, "given_options", ())},
     )
 
 
