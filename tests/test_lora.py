@@ -318,3 +318,18 @@ def test_serve_cli_lora_option():
     for bad in (["--lora", "a"], ["--lora", "a=/x", "a=/y"], ["--draft_model", "/d"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
+
+
+def test_a_half_width_cache_is_an_export_of_its_own(llama, llama_static):
+    """mxint8_kv_cache's float16 cache is another graph: it used to reuse the float32 one's export (same adapters),
+    and generate() failed on the cache's dtype."""
+    base, adapters, reference = llama
+    model = QEffAutoLoraModelForCausalLM.from_pretrained(base)
+    for name, path in adapters.items():
+        model.load_adapter(path, name)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=4, num_cores=1, mxint8_kv_cache=True)
+    assert model.onnx_path != llama_static.onnx_path
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    mapping = ["qv", "base", "mlp", "attn"]
+    info = model.generate(tokenizer, PROMPTS, prompt_to_adapter_mapping=mapping, generation_len=GEN, stream=False)
+    check_rows(info, tokenizer, mapping, reference)

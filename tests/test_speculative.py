@@ -71,6 +71,13 @@ def test_generation_up_to_the_end_of_the_context(tiny_model_dir):
     assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False)) == expected
     assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False, num_assistant_tokens_schedule="constant")) == expected
     assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False, assistant_model=plain, num_assistant_tokens=5)) == expected
+    # a half-width cache (mxint8_kv_cache) is a target graph of its own (it used to reuse the float32 one's export)
+    half = QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config=TARGET)
+    half.compile(prefill_seq_len=8, ctx_len=48, num_speculative_tokens=5, mxint8_kv_cache=True)
+    assert half.onnx_path != target.onnx_path
+    plain.compile(prefill_seq_len=8, ctx_len=48, mxint8_kv_cache=True)
+    half_plain = rows(plain.generate(tokenizer, PROMPTS[:2], stream=False))
+    assert rows(half.generate(tokenizer, PROMPTS[:2], stream=False, prompt_lookup_num_tokens=5)) == half_plain
 
 
 def test_target_graph_scores_every_position(tiny_model_dir):

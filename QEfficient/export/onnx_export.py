@@ -401,7 +401,8 @@ def cached_export(
         "dynamo": dynamo,
         "opset": 18 if dynamo else OPSET,
         "torch": torch.__version__,
-        "kv_cache_dtype": str(kv_dtype or next(qeff_module.parameters()).dtype) if export_fn is None else None,
+        # (a graph written by export_fn names its own cache's dtype in hash_params, as LoRA's and a speculative target's do)
+        "kv_cache_dtype": str(kv_dtype or next(qeff_module.parameters()).dtype) if export_fn is None else hash_params.get("kv_cache_dtype"),
     }
     digest = hash_dict(params)
     if export_dir and Path(export_dir).is_file():
