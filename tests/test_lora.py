@@ -4,14 +4,16 @@ are graph inputs, so switching or adding a compatible one never exports again.""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig, TextStreamer
 
 from QEfficient import QEffAutoLoraModelForCausalLM, QEffAutoPeftModelForCausalLM
 from QEfficient.export.graph_names import LORA_IDS
@@ -175,6 +177,14 @@ def test_peft_model_from_adapter_folder_switches_without_export(llama):
     for asked in (dict(num_beams=2), dict(do_sample=True)):  # refused, as upstream refuses them
         with pytest.raises(NotImplementedError, match="not supported currently"):
             model.generate(**tokenizer(PROMPTS[:1], return_tensors="pt"), generation_config=GenerationConfig(max_new_tokens=GEN, **asked))
+        with pytest.raises(NotImplementedError, match="not supported currently"):  # given as keywords, as transformers takes them
+            model.generate(**tokenizer(PROMPTS[:1], return_tensors="pt"), max_new_tokens=GEN, **asked)
+    ids = tokenizer(PROMPTS[:1], return_tensors="pt")["input_ids"]  # the ids first, as transformers' generate(inputs)
+    assert real_tokens(model.generate(ids, max_new_tokens=GEN)[0], tokenizer.pad_token_id, GEN) == reference("qv", PROMPTS[0])
+    streamed = io.StringIO()  # transformers' TextStreamer gets the prompt first: skip_prompt leaves it out, not a new token
+    with contextlib.redirect_stdout(streamed):
+        model.generate(ids, max_new_tokens=GEN, streamer=TextStreamer(tokenizer, skip_prompt=True))
+    assert streamed.getvalue() == tokenizer.decode(reference("qv", PROMPTS[0])) + "\n"
     onnx, qpc = model.onnx_path, model.qpc_path
     with pytest.warns(UserWarning, match="targets"):  # gate/up/down: the compiled graph has q/v tables only
         model.load_adapter(adapters["mlp"], "mlp")

@@ -121,7 +121,7 @@ def test_heuristic_draft_length_and_spinning_within_runs():
     assert session_options(1, spin=False).get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_speculative_errors(tiny_model_dir):
+def test_speculative_errors(tiny_model_dir, tmp_path):
     folder = tiny_model_dir("llama")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with pytest.raises(TypeError, match="num_speculative_tokens"):
@@ -144,6 +144,13 @@ def test_speculative_errors(tiny_model_dir):
         target.generate(tokenizer, PROMPTS[:1], stream=False, prompt_lookup_num_tokens=2, temperature=0.7)
     with pytest.raises(ValueError, match="batch size"):
         target.generate(tokenizer, PROMPTS[:1], stream=False, assistant_model=compiled(folder, batch_size=2))
+    from tests.tiny_models import tiny_config
+
+    wider = tiny_config("llama")
+    wider.vocab_size += 80  # a draft of another tokenizer: it would draft ids the target has no embedding for
+    AutoModelForCausalLM.from_config(wider).save_pretrained(tmp_path / "wider")
+    with pytest.raises(ValueError, match=r"draft model's vocabulary \(\d+ tokens\) is larger than the target's"):
+        target.generate(tokenizer, PROMPTS[:1], stream=False, assistant_model=compiled(tmp_path / "wider"))
     for given, message in (  # refused, not replaced by a default
         ({"assistant_model": plain, "num_assistant_tokens": 0}, "num_assistant_tokens must be a positive integer, got 0"),
         ({"prompt_lookup_num_tokens": 2, "max_matching_ngram_size": 0}, "max_matching_ngram_size must be a positive integer"),

@@ -123,6 +123,7 @@ def test_streamer_gets_the_tokens(tmp_path):
     info = model.generate(inputs=inputs, generation_len=6, streamer=streamer, stream=False)
     assert streamer.ended and streamer.ids[-6:] == info.generated_ids[0][0][:6].tolist()
     assert streamer.ids[-6:] == hf_tokens(folder, inputs, 6)[0]
+    assert streamer.ids[:-6] == inputs["input_ids"][0].tolist()  # the prompt first, as transformers feeds it (skip_prompt)
 
 
 def test_cli_adds_the_image_placeholder(tmp_path, capsys, monkeypatch):

@@ -96,10 +96,13 @@ class TextGeneration:
     ) -> tuple[list[str], np.ndarray, dict]:
         """One batch (exactly batch_size prompts, or their token lists; ``first_index``: the first
         prompt's index among all prompts). Returns texts, ids [B, n] and raw timings. ``streamer``: transformers'
-        (its ``put`` gets the first row's tokens), or one with ``put_rows(tokens, active)`` that gets every row's each
-        step and which rows were still generating."""
+        (its ``put`` gets the first row's prompt, then its tokens, as transformers' generate feeds it: ``skip_prompt``
+        leaves the prompt out), or one with ``put_rows(tokens, active)`` that gets every row's each step and which rows
+        were still generating."""
         start = time.perf_counter()
         token_lists = token_lists if token_lists is not None else self.tokenize(prompts, first_index)
+        if streamer is not None and not hasattr(streamer, "put_rows"):
+            streamer.put(np.asarray(token_lists[:1], dtype=np.int64))
         self.session.reset()
         lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
         # Each row may fill the cache: its last generated token needs no slot of its own.

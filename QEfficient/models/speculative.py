@@ -185,6 +185,11 @@ def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | 
             f"{session.batch_size} and ctx_len >= {session.ctx_len}: compile the draft with those "
             "(with continuous batching, the same full_batch_size)."
         )
+    if draft.vocab_size > session.vocab_size:  # (a smaller one, a padded vocabulary, drafts ids the target reads)
+        raise ValueError(
+            f"The draft model's vocabulary ({draft.vocab_size} tokens) is larger than the target's ({session.vocab_size}): it "
+            "would draft ids the target has no embedding for. A draft must share the target's tokenizer."
+        )
     k = _check_k("num_assistant_tokens", budget if num_assistant_tokens is None else num_assistant_tokens, budget)
     # the heuristic schedule starts at k and may grow up to the compiled budget; "constant" keeps k
     cap = budget if schedule == "heuristic" else k

@@ -88,6 +88,8 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
         """
         ids = kwargs.pop("inputs", None)
         ids = kwargs.pop("input_ids", None) if ids is None else ids
+        if ids is None and hasattr(tokenizer, "shape"):  # generate(input_ids, ...): upstream's and transformers' first argument
+            ids, tokenizer = tokenizer, None
         if ids is not None:
             return self._generate_ids(ids, tokenizer, **kwargs)
         if "prompt_to_adapter_mapping" in kwargs:
@@ -100,7 +102,17 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
         mapping = [self._active or BASE_ADAPTER] * count
         return super().generate(tokenizer, prompts, prompt_to_adapter_mapping=mapping, **kwargs)
 
-    def _generate_ids(self, ids, tokenizer=None, attention_mask=None, max_new_tokens=None, generation_config=None, streamer=None):
+    def _generate_ids(
+        self,
+        ids,
+        tokenizer=None,
+        attention_mask=None,
+        max_new_tokens=None,
+        generation_config=None,
+        streamer=None,
+        do_sample: bool | None = None,
+        num_beams: int | None = None,
+    ):
         from transformers import AutoTokenizer
 
         from QEfficient.compile.ort_cpu import read_artifact
@@ -113,9 +125,9 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
             raise TypeError("Please run compile() before generate().")
         max_new_tokens = max_new_tokens or getattr(generation_config, "max_new_tokens", None)
         # upstream QEfficient's limits: greedy only
-        if getattr(generation_config, "do_sample", False):
+        if do_sample or getattr(generation_config, "do_sample", False):
             raise NotImplementedError("do_sample=True not supported currently: generate(input_ids=...) decodes greedily.")
-        if (getattr(generation_config, "num_beams", None) or 1) > 1:
+        if (num_beams or getattr(generation_config, "num_beams", None) or 1) > 1:
             raise NotImplementedError("num_beams>1 not supported currently: generate(input_ids=...) decodes greedily.")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"generate(input_ids=...) needs max_new_tokens > 0, got {max_new_tokens!r}.")
