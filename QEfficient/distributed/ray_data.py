@@ -79,6 +79,12 @@ class BatchJob:
         check_positive(**{name: getattr(self, name) for name in names})
         self.generation_len = check_generation_len(self.generation_len)
         self.output_column = self.output_column or ("generated_text" if self.task == "generate" else "embedding")
+        if self.output_column == self.input_column:  # (the input is what a resumed job matches its output against)
+            raise ValueError(f"output_column and input_column are both '{self.input_column}': name another output column.")
+        if self.temperature is not None and (
+            isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or self.temperature < 0
+        ):
+            raise ValueError(f"temperature must be a number >= 0 (0 or None: greedy), got {self.temperature!r}.")
 
     def _take_artifact(self) -> None:
         """The task and sizes of the artifact at ``qpc_path``; a task or size given must be its own, and an artifact an
@@ -163,7 +169,11 @@ class ModelActor:
         self.session = open_session(qpc_path, self.job.cores_per_actor)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        texts = [str(t) for t in batch[self.job.input_column]]
+        texts = list(batch[self.job.input_column])
+        bad = [t for t in texts if not isinstance(t, str)]  # (a Parquet input's nulls and numbers)
+        if bad:
+            bad = bad[0]
+            raise ValueError(f"A row's '{self.job.input_column}' is {bad!r}, not a text: each row's '{self.job.input_column}' is one.")
         if self.job.task == "generate":
             from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv
             from QEfficient.generation.sampling import SamplingParams
@@ -262,24 +272,32 @@ def _format(path: str | os.PathLike) -> str:
     raise ValueError(f"'{path}': name it *.jsonl or *.parquet (a Parquet file or folder).")
 
 
-def read_dataset(path: str | os.PathLike):
-    """A ray.data.Dataset over a JSONL file or a Parquet file/folder."""
+def read_dataset(path: str | os.PathLike, input_column: str | None = None):
+    """A ray.data.Dataset over a JSONL file (each row's ``input_column`` checked to be a text) or a Parquet file/folder."""
     ray = require_ray()
     if not Path(path).exists():
         raise FileNotFoundError(f"The input '{path}' does not exist.")
     # reads take no CPU slot: the model actors hold them all, and a read waiting for one would never run
     io = {"ray_remote_args": {"num_cpus": 0}}
     if _format(path) == "jsonl":
-        _check_jsonl(Path(path))
-        return ray.data.read_json(str(path), lines=True, **io)
+        import pyarrow as pa
+        import pyarrow.json as pajson
+
+        # Arrow's reader (pandas' would turn "007" into 7 and date-like columns into dates), told that the columns
+        # holding only strings are strings (it would read an ISO timestamp as one)
+        texts = pa.schema([(name, pa.string()) for name in sorted(_check_jsonl(Path(path), input_column))])
+        options = pajson.ParseOptions(explicit_schema=texts, unexpected_field_behavior="infer")
+        return ray.data.read_json(str(path), parse_options=options, **io)
     return ray.data.read_parquet(str(path), **io)
 
 
-def _check_jsonl(path: Path) -> None:
-    """Every line of a JSONL input file one JSON object (blank lines aside), checked here: a bad line found by Ray's
-    readers fails the job with their tracebacks, naming neither the file nor the line."""
+def _check_jsonl(path: Path, input_column: str | None = None) -> set[str]:
+    """Every line of a JSONL input file one JSON object (blank lines aside) with a string in ``input_column``, checked
+    here: a bad line found by Ray's readers or the model fails the job with their tracebacks, naming neither the file
+    nor the line. Returns the columns that hold only strings (or nulls)."""
     if not path.is_file():
-        return
+        return set()
+    texts, others = set(), set()
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -292,15 +310,37 @@ def _check_jsonl(path: Path) -> None:
             if not isinstance(row, dict):
                 kind = type(row).__name__
                 raise ValueError(f"'{path}' line {number} is a JSON {kind}, not an object: each line is one row, as {{\"text\": ...}}.")
+            if input_column is not None and not isinstance(row.get(input_column), str):
+                what = "has no" if row.get(input_column) is None else f"has a {type(row[input_column]).__name__} in its"
+                raise ValueError(f"'{path}' line {number} {what} '{input_column}': each row's '{input_column}' is a text.")
+            for name, value in row.items():
+                (texts if isinstance(value, str) else others if value is not None else set()).add(name)
+    return texts - others
 
 
 def _plain(value):
-    """A JSON-writable value from what Ray Data hands back (numpy scalars and arrays)."""
+    """A JSON-writable value from what Ray Data hands back (numpy scalars and arrays; a null of a numeric column, which
+    numpy holds as NaN, as None: a JSON input holds no NaN)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
-        return value.item()
-    return value
+        value = value.item()
+    return None if isinstance(value, float) and value != value else value
+
+
+def _json_value(value):
+    """What json.dumps cannot write itself, as text: dates and times in ISO 8601 (a Parquet input's timestamps), bytes
+    in base64."""
+    import base64
+    import datetime
+
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
 
 
 class _Output:
@@ -368,7 +408,8 @@ class _Output:
     def write(self, batch: dict[str, np.ndarray]) -> None:
         if self.kind == "jsonl":
             columns = list(batch)
-            lines = [json.dumps({c: _plain(batch[c][i]) for c in columns}) + "\n" for i in range(len(batch[columns[0]]))]
+            rows = ({c: _plain(batch[c][i]) for c in columns} for i in range(len(batch[columns[0]])))
+            lines = [json.dumps(row, default=_json_value) + "\n" for row in rows]
             with self.path.open("a") as f:
                 f.write("".join(lines))
             return
@@ -390,7 +431,7 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
     Rows already in the output (a previous run's) are checked against the input and skipped.
     """
     ray = require_ray()
-    ds = dataset if dataset is not None else read_dataset(input_path)
+    ds = dataset if dataset is not None else read_dataset(input_path, job.input_column)
     columns = ds.columns() or []  # None for an input without rows
     if not columns:
         raise ValueError(f"'{input_path}' holds no rows: nothing to run.")
@@ -411,6 +452,7 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
     actor_args = {"job": asdict(job) | {"qpc_path": None}, **_artifact_for_actors(job)}  # (an actor opens what it is given)
     # output order = input order (resume); on the dataset's own context: a Dataset binds a copy when it is created
     ds.context.execution_options.preserve_order = True
+    ds.context.raise_original_map_exception = True  # an actor's error as it raised it, not as Ray Data's UserCodeException
     results = ds.map_batches(
         ModelActor,
         fn_constructor_kwargs=actor_args,
@@ -420,10 +462,29 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
         batch_format="numpy",
     )
     written = 0
-    for batch in _batches(results, job.batch_size):
-        output.write(batch)
-        written += len(next(iter(batch.values())))
+    try:
+        for batch in _batches(results, job.batch_size):
+            output.write(batch)
+            written += len(next(iter(batch.values())))
+    except ray.exceptions.RayTaskError as err:  # an actor's error, as the actor raised it (not Ray's wrapping of it)
+        cause = _user_error(err)
+        if cause is None:
+            raise
+        message = str(cause).split("\nFailed to apply UDF")[0]  # (Ray Data's note on retries follows it)
+        raise type(cause)(f"{message} ({written} rows were written before it; run again to resume)") from None
     return written
+
+
+def _user_error(err: BaseException) -> BaseException | None:
+    """The ValueError or TypeError an actor raised, found in Ray's wrapping of it."""
+    ray_task_error = require_ray().exceptions.RayTaskError
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (ValueError, TypeError)) and not isinstance(err, ray_task_error):
+            return err
+        err = getattr(err, "cause", None) or err.__cause__
+    return None
 
 
 def _batches(ds, size: int) -> Iterator[dict[str, np.ndarray]]:
