@@ -255,9 +255,10 @@ def test_entry_lock_stays_exclusive_while_holders_remove_its_file(tmp_path):
 # --- item 10: the GGUF conversion cache ---------------------------------------------------------
 
 
-def write_tiny_gguf(hf_folder: Path, path: Path, tied: bool = False) -> Path:
-    """A float32 GGUF of the tiny Llama with its byte-level BPE tokenizer, as llama.cpp lays it out
-    (``tied``: without ``output.weight``, so the embedding table is the LM head too)."""
+def write_tiny_gguf(hf_folder: Path, path: Path, tied: bool = False, tokenizer: bool = True, scale: float = 1.0) -> Path:
+    """A float32 GGUF of the tiny Llama with its byte-level BPE tokenizer (none unless ``tokenizer``), as llama.cpp lays
+    it out (``tied``: without ``output.weight``, so the embedding table is the LM head too; ``scale``: its LM head
+    scaled, other weights of the same size)."""
     hf = AutoModelForCausalLM.from_pretrained(hf_folder)
     cfg = hf.config
     vocab = json.loads(AutoTokenizer.from_pretrained(hf_folder).backend_tokenizer.to_str())["model"]
@@ -272,18 +273,21 @@ def write_tiny_gguf(hf_folder: Path, path: Path, tied: bool = False) -> Path:
     writer.add_head_count_kv(cfg.num_key_value_heads)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     writer.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list(tokens)
-    writer.add_token_types([3 if i < 3 else 1 for i in range(len(tokens))])  # <pad> <s> </s> are control tokens
-    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in vocab["merges"]])
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_pad_token_id(0)
+    if tokenizer:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_token_list(tokens)
+        writer.add_token_types([3 if i < 3 else 1 for i in range(len(tokens))])  # <pad> <s> </s> are control tokens
+        writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in vocab["merges"]])
+        writer.add_bos_token_id(1)
+        writer.add_eos_token_id(2)
+        writer.add_pad_token_id(0)
+    else:  # (transformers takes the vocabulary's size from the token list, else from this field)
+        writer.add_vocab_size(cfg.vocab_size)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
     for name, tensor in hf.state_dict().items():
         if tied and name == "lm_head.weight":
             continue
-        array = tensor.detach().float().numpy()
+        array = tensor.detach().float().numpy() * (scale if name == "lm_head.weight" else 1.0)
         heads = {"q_proj": cfg.num_attention_heads, "k_proj": cfg.num_key_value_heads}.get(name.split(".")[-2])
         if heads:  # llama.cpp's rotary layout for q and k; transformers undoes it on load
             array = array.reshape(heads, 2, -1, array.shape[-1]).swapaxes(1, 2).reshape(array.shape)
@@ -313,6 +317,35 @@ def test_damaged_gguf_conversion_is_converted_again(llama, home, tmp_path, how):
     assert again.local_model_dir == converted and verify_entry(converted) is None
     assert again.onnx_path == model.onnx_path  # the same weights again: the export is reused
     assert completion(again, tokenizer) == reference
+
+
+def test_a_gguf_rewritten_with_the_same_size_and_mtime_is_converted_again(llama, home, tmp_path):
+    """A file replaced in place by another of the same size, its mtime kept (cp -p, rsync -a): the conversion is keyed
+    by samples of its content too, so the new weights are not answered by the old file's conversion."""
+    folder, _ = llama
+    path = write_tiny_gguf(folder, tmp_path / "tiny.gguf")
+    first = _convert_gguf(tmp_path, path.name)
+    stat = path.stat()
+    write_tiny_gguf(folder, path, scale=-1.0)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    second = _convert_gguf(tmp_path, path.name)
+    assert second != first
+    assert torch.equal(load_file(second / "model.safetensors")["lm_head.weight"], -load_file(first / "model.safetensors")["lm_head.weight"])
+
+
+def test_a_gguf_without_a_tokenizer_loads_as_transformers_loads_it(llama, home, tmp_path):
+    """transformers loads a GGUF that holds no tokenizer (its model alone): so does from_pretrained, the tokenizer given
+    to generate(); a .gguf path beside another gguf_file is refused, not the other file loaded."""
+    folder, _ = llama
+    plain = write_tiny_gguf(folder, tmp_path / "plain.gguf")
+    bare = write_tiny_gguf(folder, tmp_path / "bare.gguf", tokenizer=False)
+    tokenizer = AutoTokenizer.from_pretrained(_convert_gguf(tmp_path, plain.name))
+    model = build(bare)
+    assert not (model.local_model_dir / "tokenizer.json").exists()
+    assert completion(model, tokenizer) == completion(build(plain), tokenizer)
+    with pytest.raises(ValueError, match="is a .gguf file and gguf_file='plain.gguf' names another"):
+        QEFFAutoModelForCausalLM.from_pretrained(bare, gguf_file="plain.gguf")
 
 
 def test_gguf_conversion_parses_the_file_once_and_keeps_transformers_weights(llama, home, tmp_path, monkeypatch):

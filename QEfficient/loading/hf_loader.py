@@ -196,8 +196,9 @@ def check_is_causal_lm(config: PretrainedConfig) -> None:
 
 
 def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:
-    """Keyed by the file (path, size and mtime, as make does) and by the libraries that convert it:
-    transformers de-quantizes the weights (with gguf's kernels) and builds the tokenizer."""
+    """Keyed by the file (path, size and mtime, as make does, and a digest of samples of its content: a file rewritten
+    in place with the same size and mtime, as ``cp -p`` and ``rsync -a`` leave it, is another) and by the libraries that
+    convert it: transformers de-quantizes the weights (with gguf's kernels) and builds the tokenizer."""
     from importlib.metadata import version
 
     st = (folder / gguf_file).stat()
@@ -206,11 +207,27 @@ def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:
             "file": str((folder / gguf_file).resolve()),
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
+            "content": sampled_digest(folder / gguf_file, st.st_size),
             "transformers": version("transformers"),
             "gguf": version("gguf"),
         }
     )
     return qeff_home() / "gguf" / f"{Path(gguf_file).stem}-{key}"
+
+
+def sampled_digest(path: Path, size: int, samples: int = 64, width: int = 1 << 16) -> str:
+    """sha256 of a file's first and last MiB (its header and tensor table; the last tensors) and ``samples`` slices of
+    ``width`` bytes spread evenly between: new weights change them, and reading them takes milliseconds where hashing a
+    file of gigabytes would take seconds at every load."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        spots = [0, max(0, size - (1 << 20))] + [size * i // (samples + 1) for i in range(1, samples + 1)]
+        for offset in spots:
+            f.seek(offset)
+            digest.update(f.read(1 << 20 if offset in spots[:2] else width))
+    return digest.hexdigest()
 
 
 def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None = None) -> Path:
@@ -238,9 +255,16 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
         plain.load_state_dict(model.state_dict(), assign=True)
         plain.tie_weights()  # what the skipped initialisation also does (assign gave each tied name its own parameter)
         plain.generation_config = model.generation_config
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, config=config)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, config=config)
+        except ValueError as err:  # a file without tokenizer metadata (transformers loads its model all the same)
+            if "Cannot build a tokenizer" not in str(err):
+                raise
+            logger.warning("%s holds no tokenizer (%s): pass the model's tokenizer to generate().", gguf_file, err)
+            tokenizer = None
         plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
 
     with gguf_parsed_once(folder / gguf_file):
         if config is None:
@@ -256,6 +280,11 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
     """Load the HF model in float32 (unless ``dtype``/``torch_dtype`` says otherwise), its config changed by
     ``hf_overrides`` (vLLM's) when given; returns (model, folder)."""
     folder, file_from_path = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+    if gguf_file and file_from_path and Path(gguf_file).name != file_from_path:
+        raise ValueError(
+            f"'{name_or_path}' is a .gguf file and gguf_file='{gguf_file}' names another: pass the file's path alone, or "
+            "its folder with gguf_file."
+        )
     gguf_file = gguf_file or file_from_path
     if gguf_file and not (folder / gguf_file).is_file():
         raise ModelNotFoundError(f"GGUF file '{gguf_file}' not found in '{folder}'.")
