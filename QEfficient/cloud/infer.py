@@ -565,7 +565,9 @@ def infer(
 
     chat = chat or (chat is None and use_default)
     tokenizer = None
-    if not gguf_file:  # a missing tokenizer, and bad prompts, fail now, not after the export
+    # a missing tokenizer, and bad prompts, fail now, not after the export (a .gguf file's tokenizer is read with its
+    # conversion, which explains a damaged file)
+    if not gguf_file and not str(model_name).endswith(".gguf"):
         tokenizer = load_hf_tokenizer(model_name, cache_dir)
         if not io_encrypt:  # (which only compiles)
             _check_prompts(tokenizer, prompts, ctx_len, chat)
