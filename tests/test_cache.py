@@ -38,6 +38,7 @@ from QEfficient.utils.cache import (
     verify_entry,
 )
 from QEfficient.utils.memory import folder_bytes
+from tests.tiny_models import write_tiny_gguf
 
 PROMPT = "My name is"
 
@@ -253,50 +254,6 @@ def test_entry_lock_stays_exclusive_while_holders_remove_its_file(tmp_path):
 
 
 # --- item 10: the GGUF conversion cache ---------------------------------------------------------
-
-
-def write_tiny_gguf(hf_folder: Path, path: Path, tied: bool = False, tokenizer: bool = True, scale: float = 1.0) -> Path:
-    """A float32 GGUF of the tiny Llama with its byte-level BPE tokenizer (none unless ``tokenizer``), as llama.cpp lays
-    it out (``tied``: without ``output.weight``, so the embedding table is the LM head too; ``scale``: its LM head
-    scaled, other weights of the same size)."""
-    hf = AutoModelForCausalLM.from_pretrained(hf_folder)
-    cfg = hf.config
-    vocab = json.loads(AutoTokenizer.from_pretrained(hf_folder).backend_tokenizer.to_str())["model"]
-    tokens = [t for t, _ in sorted(vocab["vocab"].items(), key=lambda kv: kv[1])]
-    tokens += [f"[PAD{i}]" for i in range(len(tokens), cfg.vocab_size)]
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(cfg.max_position_embeddings)
-    writer.add_embedding_length(cfg.hidden_size)
-    writer.add_block_count(cfg.num_hidden_layers)
-    writer.add_feed_forward_length(cfg.intermediate_size)
-    writer.add_head_count(cfg.num_attention_heads)
-    writer.add_head_count_kv(cfg.num_key_value_heads)
-    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    writer.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
-    if tokenizer:
-        writer.add_tokenizer_model("gpt2")
-        writer.add_token_list(tokens)
-        writer.add_token_types([3 if i < 3 else 1 for i in range(len(tokens))])  # <pad> <s> </s> are control tokens
-        writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in vocab["merges"]])
-        writer.add_bos_token_id(1)
-        writer.add_eos_token_id(2)
-        writer.add_pad_token_id(0)
-    else:  # (transformers takes the vocabulary's size from the token list, else from this field)
-        writer.add_vocab_size(cfg.vocab_size)
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
-    for name, tensor in hf.state_dict().items():
-        if tied and name == "lm_head.weight":
-            continue
-        array = tensor.detach().float().numpy() * (scale if name == "lm_head.weight" else 1.0)
-        heads = {"q_proj": cfg.num_attention_heads, "k_proj": cfg.num_key_value_heads}.get(name.split(".")[-2])
-        if heads:  # llama.cpp's rotary layout for q and k; transformers undoes it on load
-            array = array.reshape(heads, 2, -1, array.shape[-1]).swapaxes(1, 2).reshape(array.shape)
-        writer.add_tensor(names.get_name(name, try_suffixes=(".weight", ".bias")), np.ascontiguousarray(array))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
 
 
 @pytest.mark.parametrize("how", ["flip", "delete"])

@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 
 from QEfficient.cloud.finetune import main
 from tests.helpers import hf_greedy, real_tokens
+from tests.tiny_models import tiny_config
 
 RECORDS = [
     {"instruction": f"name animal number {i}", "input": "the farm" if i % 3 == 0 else "", "output": "the quick brown fox"}
@@ -101,6 +102,12 @@ def test_resume_from_a_saved_step_trains_the_rest(trained, tmp_path):
     try:
         with pytest.raises(ValueError, match="raise num_epochs"):  # a finished run: nothing to continue
             main(model_name=str(base), from_peft_checkpoint=str(out / "complete_epoch_2"), num_epochs=2, output_dir="done", **FAST)
+        config = tiny_config("llama")
+        config.hidden_size *= 2  # an adapter of another model's shapes
+        AutoModelForCausalLM.from_config(config).save_pretrained(root / "wider")
+        AutoTokenizer.from_pretrained(base).save_pretrained(root / "wider")
+        with pytest.raises(ValueError, match=r"does not fit LlamaForCausalLM \(its adapter's shapes are another model's"):
+            main(model_name=str(root / "wider"), from_peft_checkpoint=str(out / "complete_epoch_1"), output_dir="wide", **FAST)
         # max_train_step at an epoch's end: no second epoch starts
         results = main(model_name=str(base), num_epochs=2, max_train_step=38, run_validation=False, output_dir="bound", **FAST)
     finally:
@@ -223,6 +230,8 @@ def test_command_line(tiny_model_dir, tmp_path):
         (dict(gradient_accumulation_steps=0), ValueError, "at least 1"),
         (dict(target_modules=["not_a_layer"]), ValueError, "target_modules"),
         (dict(task_mode="seq_classification"), ValueError, "num_labels"),
+        (dict(custom_dataset_config="/no/such.json"), ValueError, "applies with --dataset custom_dataset, not 'alpaca_dataset'"),
+        (dict(context_length=8), ValueError, r"None of the \d+ training batches holds a label .*context_length=8"),
     ],
 )
 def test_bad_options_are_clear_errors(options, error, words, tiny_model_dir, tmp_path, monkeypatch):
@@ -263,3 +272,24 @@ def test_cli_bad_options_are_one_line_errors(capsys):
         with pytest.raises(SystemExit):
             cli(argv)
         assert message in capsys.readouterr().err
+
+
+def test_a_gguf_file_is_fine_tuned_on_its_de_quantized_weights(tiny_model_dir, tmp_path, monkeypatch):
+    """A .gguf file as model_name (the loaders take one): trained as transformers loads it (it was a hub error)."""
+    from tests.tiny_models import write_tiny_gguf
+
+    path = write_tiny_gguf(tiny_model_dir("llama"), tmp_path / "tiny.gguf")
+    monkeypatch.chdir(alpaca_folder(tmp_path))
+    results = main(model_name=str(path), max_train_step=2, run_validation=False, output_dir=str(tmp_path / "o"), **FAST)
+    assert len(results["train_step_loss"]) == 2
+    assert (tmp_path / "o_node_rank_0" / "complete_epoch_1" / "adapter_model.safetensors").is_file()
+
+
+def test_lora_options_beside_a_peft_config_file_are_said_to_be_unread(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(alpaca_folder(tmp_path))
+    (tmp_path / "lora.json").write_text(json.dumps({"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}))
+    options = dict(peft_config_file=str(tmp_path / "lora.json"), max_train_step=1, run_validation=False, output_dir=str(tmp_path / "o"))
+    with pytest.warns(UserWarning, match="r given beside peft_config_file: the file's LoRA settings apply"):
+        main(model_name=str(tiny_model_dir("llama")), r=16, **options, **FAST)
+    saved = tmp_path / "o_node_rank_0" / "complete_epoch_1" / "adapter_config.json"
+    assert json.loads(saved.read_text())["r"] == 4

@@ -251,13 +251,13 @@ def test_missing_path():
 def test_a_damaged_gguf_file_is_named_so(tmp_path, capsys):
     """Not as a folder without config.json."""
     (tmp_path / "cut.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 7)
-    with pytest.raises(ModelNotFoundError, match=r"cut.gguf' as a GGUF model: .* The file may be cut short or damaged"):
+    with pytest.raises(ModelNotFoundError, match=r"cut.gguf' as a GGUF model: .* the file may be cut short or damaged"):
         QEFFAutoModelForCausalLM.from_pretrained(tmp_path / "cut.gguf")
     from QEfficient.cloud.infer import main
 
     with pytest.raises(SystemExit):  # the command too (its tokenizer was read first, and failed without a word of why)
         main(["--model_name", str(tmp_path / "cut.gguf"), "--prompt", "Hi"])
-    assert "The file may be cut short or damaged" in capsys.readouterr().err
+    assert "the file may be cut short or damaged" in capsys.readouterr().err
 
 
 def test_not_a_causal_lm(tmp_path):

@@ -89,11 +89,11 @@ def _finetune(options: tuple, setup_failed: Callable[[str], None] | None = None)
     with log_file(options[0]):
         try:
             parts = _setup(*options)
-        except USER_ERRORS as err:
+            return train(*parts, options[0])
+        except USER_ERRORS as err:  # (training's own: a dataset with nothing to learn, a finished checkpoint)
             if setup_failed is not None:
                 setup_failed(str(err))  # the command line's: prints the message and exits
             raise
-        return train(*parts, options[0])
 
 
 def _options(**kwargs: Any) -> tuple:

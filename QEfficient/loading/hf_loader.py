@@ -58,8 +58,9 @@ def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> Pretrai
             raise
         if gguf_file:
             raise ModelNotFoundError(
-                f"Could not read '{Path(folder) / gguf_file}' as a GGUF model: {err}. The file may be cut short or damaged "
-                "(compare its size with the source's), or be of an architecture transformers' GGUF loader does not know."
+                f"Could not read '{Path(folder) / gguf_file}' as a GGUF model: {str(err).rstrip('.')}. It may be of an "
+                "architecture transformers' GGUF loader does not know, or the file may be cut short or damaged (compare its "
+                "size with the source's)."
             ) from err
         older_layout = older_layout_message(Path(folder))
         if older_layout:
@@ -274,6 +275,13 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
     if not reused:  # the conversion's de-quantization buffers are freed: give the heap back before the export
         release_freed_memory(folder_bytes(entry))
     return entry
+
+
+def converted_gguf(gguf_path: str | os.PathLike) -> Path:
+    """A .gguf file as a transformers folder (de-quantized once, cached under QEFF_HOME): what fine-tuning loads."""
+    require_extra("gguf", "Loading a GGUF checkpoint")
+    path = Path(gguf_path)
+    return _convert_gguf(path.parent, path.name)
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs) -> tuple[PreTrainedModel, Path]:

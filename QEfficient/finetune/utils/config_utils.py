@@ -85,6 +85,13 @@ def generate_peft_config(train_config: TrainConfig, **kwargs: Any) -> Any:
     if train_config.peft_config_file:
         data = load_config_file(train_config.peft_config_file)
         validate_config(data)
+        given = sorted(name for name, value in kwargs.items() if value is not None)
+        if given:  # (QEfficient reads the file alone, silently)
+            warnings.warn(
+                f"{', '.join(given)} given beside peft_config_file: the file's LoRA settings apply; put them in the file.",
+                UserWarning,
+                stacklevel=3,
+            )
         return PeftLoraConfig(**data)
     if train_config.peft_method != Peft_Method.LORA.value:
         raise ValueError(f"peft_method {train_config.peft_method!r} is not supported: only 'lora'.")
@@ -101,6 +108,11 @@ def generate_dataset_config(dataset_name: str, custom_dataset_config: str | None
         raise ValueError(f"Dataset {dataset_name!r} is not supported: choose one of {sorted(DATASET_CONFIGS)}.")
     config = DATASET_CONFIGS[dataset_name]()
     if dataset_name != "custom_dataset":
+        if custom_dataset_config is not None:  # (it would be left unread, the other dataset trained on)
+            raise ValueError(
+                f"--custom_dataset_config applies with --dataset custom_dataset, not {dataset_name!r}: add --dataset "
+                "custom_dataset, or leave it out."
+            )
         return config
     if custom_dataset_config is None:
         raise ValueError("--dataset custom_dataset needs its config file: --custom_dataset_config path/to/config.json.")

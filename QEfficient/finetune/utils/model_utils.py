@@ -71,6 +71,10 @@ def load_model_and_tokenizer(
     from QEfficient.utils._utils import hf_download
 
     path = hf_download(train_config.model_name)
+    if path.endswith(".gguf"):  # trained on its de-quantized weights, as transformers loads them
+        from QEfficient.loading.hf_loader import converted_gguf
+
+        path = str(converted_gguf(path))
     if train_config.task_mode == Task_Mode.SEQ_CLASSIFICATION.value:
         num_labels = getattr(dataset_config, "num_labels", None)
         if num_labels is None:
@@ -108,9 +112,18 @@ def apply_peft(model: Any, train_config: TrainConfig, **kwargs: Any) -> Any:
     from peft import PeftModel, get_peft_model
 
     if train_config.from_peft_checkpoint:
-        return PeftModel.from_pretrained(model, train_config.from_peft_checkpoint, is_trainable=True)
+        try:
+            return PeftModel.from_pretrained(model, train_config.from_peft_checkpoint, is_trainable=True)
+        except RuntimeError as err:  # torch's "size mismatch for ...lora_A.weight"
+            if "size mismatch" not in str(err):
+                raise
+            raise ValueError(
+                f"The checkpoint {train_config.from_peft_checkpoint} does not fit {type(model).__name__} (its adapter's shapes are "
+                f"another model's: {str(err).splitlines()[-1].strip()}): resume with the model it was trained on."
+            ) from None
     peft_config = generate_peft_config(train_config, **kwargs)
     try:
         return get_peft_model(model, peft_config)
     except ValueError as err:  # peft's "Target modules {...} not found in the base model"
-        raise ValueError(f"LoRA cannot be applied to {type(model).__name__}: {err} Set target_modules (--peft_config_file).") from err
+        hint = " Set target_modules (--peft_config_file)." if "arget modules" in str(err) else ""
+        raise ValueError(f"LoRA cannot be applied to {type(model).__name__}: {err}{hint}") from err

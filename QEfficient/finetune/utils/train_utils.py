@@ -147,7 +147,7 @@ def train_epoch(run: Run, loader, epoch: int, skip: int) -> tuple[float, float]:
     """One epoch from batch ``skip``: (mean loss over the batches with labels, perplexity or accuracy)."""
     config, model = run.config, run.model
     model.train()
-    losses, correct, seen = [], 0, 0
+    losses, correct, seen, ran = [], 0, 0, 0
     bar = tqdm(total=len(loader), desc=f"Training epoch {epoch + 1}/{config.num_epochs}", dynamic_ncols=True, disable=None)
     for step, batch in enumerate(loader):
         if step < skip:
@@ -158,6 +158,7 @@ def train_epoch(run: Run, loader, epoch: int, skip: int) -> tuple[float, float]:
             run.stopped = True
             break
         outputs = forward(model, batch, config, run.device)
+        ran += 1
         real = has_labels(batch["labels"], causal=not run.classify)
         loss = outputs.loss.float() if real else outputs.loss.float().nan_to_num(0.0)  # padding rows only: nothing to learn
         (run.scaler.scale(loss) if run.scaler else loss).backward()
@@ -184,6 +185,12 @@ def train_epoch(run: Run, loader, epoch: int, skip: int) -> tuple[float, float]:
             run.stopped = True
             break
     bar.close()
+    if ran and not run.metrics["train_step_loss"]:  # no batch of the run so far held a label: nothing learned at all
+        raise ValueError(
+            f"None of the {ran} training batches holds a label to learn from (every answer token masked, or cut off at "
+            f"context_length={getattr(config, 'context_length', None)}): nothing is learned, and nothing was saved. Raise "
+            "context_length, or check the dataset's labels."
+        )
     run.optimizer_step()  # the epoch's last group, or the one a stop cut short
     mean = sum(losses) / len(losses) if losses else 0.0
     return mean, (correct / max(seen, 1) if run.classify else perplexity(mean))
