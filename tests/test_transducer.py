@@ -186,6 +186,9 @@ def test_texts_from_audio_and_over_http(transducer):
             hf.generate(**processor(clip, sampling_rate=16000, return_tensors="pt")).sequences, skip_special_tokens=True
         )
     assert model.generate(processor, clip) == expected and expected[0].strip()
+    assert model.generate(processor, clip.tolist()) == expected  # one audio as numbers, as a CTC model takes it
+    with pytest.raises(ValueError, match="No audio given"):
+        model.generate(processor, [])
     if kind != "rnnt":  # the command line for RNN-T; a TDT model is served (next test)
         return
     from QEfficient.cloud import infer

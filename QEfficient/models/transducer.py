@@ -279,6 +279,10 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
         if hasattr(inputs, "batch_decode"):  # (processor, audio): the texts
             if audio is None:
                 raise ValueError("generate(processor, audio) needs the audio: a 16 kHz array, or a list of them.")
+            if isinstance(audio, list) and audio and all(np.ndim(a) == 0 for a in audio):  # one audio's samples as numbers
+                audio = [audio]
+            if isinstance(audio, list) and not audio:
+                raise ValueError("No audio given: pass 16 kHz samples (an array, or a list of arrays: one per audio).")
             clips = [np.asarray(a, dtype=np.float32) for a in (audio if isinstance(audio, list) else [audio])]
             features = inputs(clips, sampling_rate=SAMPLING_RATE, return_tensors="np")
             out = self.generate(features, runtime_ai100=runtime_ai100, max_new_tokens=max_new_tokens)
