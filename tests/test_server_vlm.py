@@ -146,7 +146,7 @@ def test_an_image_as_a_data_url_gives_hfs_tokens(server, llava):
     assert r.json()["usage"]["prompt_tokens"] > 16  # the image's 16 tokens are counted
 
 
-def test_anthropic_count_tokens_counts_an_image_s_tokens(server):
+def test_anthropic_count_tokens_counts_an_image_s_tokens(server, llava):
     """Anthropic's /v1/messages/count_tokens on a vision-language server: the prompt's tokens as a chat request makes
     them, the image's included (the usage of the same chat's answer)."""
     img = image(2)
@@ -158,6 +158,19 @@ def test_anthropic_count_tokens_counts_an_image_s_tokens(server):
     assert counted.status_code == 200, counted.text
     parts = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
     assert counted.json()["input_tokens"] == chat(server, parts).json()["usage"]["prompt_tokens"] > 16
+    # vLLM's /tokenize on the same chat: the tokens of the prompt a chat request makes, each image's in it (and a chat
+    # without an image too; both were refused)
+    processor = AutoProcessor.from_pretrained(llava)
+    for content, with_image in ((parts, True), ("My name is", False)):
+        messages = [{"role": "user", "content": content}]
+        r = loopback_http.post(f"{server}/tokenize", json={"messages": messages}, timeout=120)
+        assert r.status_code == 200, r.text
+        hf_parts = [{"type": "text", "text": content}]
+        if with_image:
+            hf_parts = [{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]
+        hf_chat = [{"role": "user", "content": hf_parts}]
+        expected = processor.apply_chat_template(hf_chat, tokenize=True, return_dict=True, add_generation_prompt=True)["input_ids"]
+        assert r.json()["tokens"] == np.asarray(expected).reshape(-1).tolist() and r.json()["count"] == len(r.json()["tokens"])
 
 
 def test_a_fetched_image_and_a_text_only_chat_share_the_batch(server, llava, image_host):

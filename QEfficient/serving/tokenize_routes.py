@@ -3,8 +3,9 @@ context, or to turn ids back into text, with the server's own tokenizer and chat
 
 /tokenize takes a ``prompt`` (tokenized with the tokenizer's special tokens unless ``add_special_tokens`` is false)
 or chat ``messages`` (through the chat template, without the tokenizer's special tokens unless asked, as a chat
-request is tokenized), and answers ``count``, ``max_model_len``, ``tokens`` and, with ``return_token_strs``, the
-tokens' strings. /detokenize takes ``tokens`` and answers the ``prompt`` they decode to.
+request is tokenized; a vision-language model's, the prompt its chat request makes, each image's tokens in it), and
+answers ``count``, ``max_model_len``, ``tokens`` and, with ``return_token_strs``, the tokens' strings. /detokenize
+takes ``tokens`` and answers the ``prompt`` they decode to.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from QEfficient.serving.protocol import APIError, RequestParser, boolean, parse_
 
 # fields of vLLM's tokenize requests that would change the tokens, with the values that do not
 _UNHONOURED = {"chat_template": (None,), "mm_processor_kwargs": (None, {})}
+
+
+# what /tokenize passes on from a body of messages to a vision-language model's chat parsing
+_CHAT_FIELDS = ("model", "messages", "tools", "add_generation_prompt", "continue_final_message", "chat_template_kwargs")
 
 
 def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
@@ -32,10 +37,10 @@ def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
         has_prompt, has_messages = body.get("prompt") is not None, body.get("messages") is not None
         if has_prompt == has_messages:
             raise APIError(400, "Send either 'prompt' (a string) or 'messages' (a chat), one of them.", "prompt")
-        if has_messages:
-            if parser.images is not None:
-                media = "audio" if parser.images.takes_audio else "images"
-                raise APIError(400, f"This server tokenizes a 'prompt' only (this model's chats hold {media}).", "messages")
+        if has_messages and parser.images is not None:  # the prompt a chat request makes, its images' (or audio's) tokens in it
+            chat = {key: body[key] for key in _CHAT_FIELDS if key in body}
+            tokens = parser.chat({**chat, "max_tokens": 1}).jobs[0].tokens
+        elif has_messages:
             tools = body.get("tools") or None
             if tools is not None and not isinstance(tools, list):
                 raise APIError(400, "'tools' must be a list of tool objects.", "tools")
@@ -46,7 +51,8 @@ def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
             if not isinstance(text, str):
                 raise APIError(400, "'prompt' must be a string.", "prompt")
             special = boolean(body, "add_special_tokens", True)
-        tokens = tokenizer(text, add_special_tokens=special)["input_ids"]
+        if not (has_messages and parser.images is not None):
+            tokens = tokenizer(text, add_special_tokens=special)["input_ids"]
         strings = tokenizer.convert_ids_to_tokens(tokens) if boolean(body, "return_token_strs", False) else None
         return {"count": len(tokens), "max_model_len": parser.ctx_len, "tokens": tokens, "token_strs": strings}
 
