@@ -159,6 +159,19 @@ def test_speculative_errors(tiny_model_dir, tmp_path):
     ):
         with pytest.raises((ValueError, TypeError), match=message):
             target.generate(tokenizer, PROMPTS[:1], stream=False, **given)
+    with pytest.warns(UserWarning, match="num_assistant_tokens, num_assistant_tokens_schedule do not apply to prompt lookup"):
+        target.generate(
+            tokenizer,
+            PROMPTS[:1],
+            stream=False,
+            prompt_lookup_num_tokens=2,
+            num_assistant_tokens=1,
+            num_assistant_tokens_schedule="constant",
+        )
+    with pytest.warns(UserWarning, match="max_matching_ngram_size do not apply to a draft model's"):
+        target.generate(tokenizer, PROMPTS[:1], stream=False, assistant_model=plain, max_matching_ngram_size=3)
+    with pytest.raises(ValueError, match="num_assistant_tokens_schedule must be one of"):  # (was read only by a draft model)
+        target.generate(tokenizer, PROMPTS[:1], stream=False, prompt_lookup_num_tokens=2, num_assistant_tokens_schedule="bogus")
     one = target.generate(tokenizer, PROMPTS[:1], generation_len=6, stream=False, prompt_lookup_num_tokens=2, max_matching_ngram_size=1)
     assert rows(one) == rows(plain.generate(tokenizer, PROMPTS[:1], generation_len=6, stream=False))  # (min follows a max of 1)
     # plain generation on a target artifact is plain greedy

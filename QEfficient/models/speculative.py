@@ -14,6 +14,7 @@ Greedy only: the output is plain greedy decoding's, token for token.
 from __future__ import annotations
 
 import time
+import warnings
 
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import Request
@@ -21,7 +22,13 @@ from QEfficient.generation.exec_kv import continuous_result, load_prompts, print
 from QEfficient.generation.lora_generation import LoraSpeculativeGeneration, check_tables
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
-from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter, SpeculativeGeneration, SpeculativeUnsupportedError
+from QEfficient.generation.speculative import (
+    DraftLength,
+    ModelDrafter,
+    PromptLookupDrafter,
+    SpeculativeGeneration,
+    SpeculativeUnsupportedError,
+)
 from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
 from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 from QEfficient.runtime.ort_session import open_kv_session, turn_taking_spin
@@ -113,6 +120,11 @@ def speculative_generate(
         )
     if prompt_lookup_num_tokens is not None and assistant_model is not None:
         raise ValueError("Pass prompt_lookup_num_tokens or assistant_model, not both.")
+    if num_assistant_tokens_schedule not in DraftLength.SCHEDULES:  # (checked whichever way the drafts come)
+        raise ValueError(f"num_assistant_tokens_schedule must be one of {DraftLength.SCHEDULES}, got {num_assistant_tokens_schedule!r}.")
+    _warn_unread_options(
+        prompt_lookup_num_tokens, num_assistant_tokens, num_assistant_tokens_schedule, max_matching_ngram_size, min_matching_ngram_size
+    )
     ngrams = _ngram_sizes(max_matching_ngram_size, min_matching_ngram_size)
     spin, schedule = speculative_spin(), num_assistant_tokens_schedule
     session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=spin)
@@ -200,6 +212,18 @@ def _open(model, qpc_path, role: str, spin: bool | str):
     """``model``'s session for ``role``, reused while the artifact, threads and spinning stay the same."""
     cores = model._num_cores
     return model._session(role, (str(qpc_path), cores, spin), lambda: open_kv_session(qpc_path, cores, spin=spin))
+
+
+def _warn_unread_options(lookup: int | None, num_assistant_tokens, schedule: str, max_ngram, min_ngram) -> None:
+    """A warning for the options of the other way of drafting than the one asked for (transformers ignores them too,
+    silently)."""
+    unread = {"num_assistant_tokens": num_assistant_tokens, "num_assistant_tokens_schedule": None if schedule == "heuristic" else schedule}
+    if lookup is None:
+        unread = {"max_matching_ngram_size": max_ngram, "min_matching_ngram_size": min_ngram}
+    names = [name for name, value in unread.items() if value is not None]
+    if names:
+        how = "a draft model's or the self-draft's" if lookup is None else "prompt lookup's, which drafts up to prompt_lookup_num_tokens"
+        warnings.warn(f"{', '.join(names)} do not apply to {how} drafts: they are not read.", UserWarning, stacklevel=4)
 
 
 def _ngram_sizes(max_size: int | None, min_size: int | None) -> tuple[int, int]:
