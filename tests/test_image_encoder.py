@@ -138,3 +138,23 @@ def test_mobilevitv2_folding_equals_torch_fold(size):
     patches = torch.randn(2, 3, 4, (size[0] // 2) * (size[1] // 2))
     expected = torch.nn.functional.fold(patches.reshape(2, 12, -1), output_size=size, kernel_size=(2, 2), stride=(2, 2))
     assert torch.equal(mobilevitv2_folding(layer, patches, size), expected)
+
+
+def test_convnext_compiles_at_the_square_its_processor_crops(tmp_path):
+    """ConvNeXt's processor (shortest_edge with crop_pct) writes shortest_edge square images whatever config.image_size
+    says: compile() runs there, so its output equals transformers' (it compiled at 224 and refused the 64x64 images)."""
+    from PIL import Image
+    from transformers import AutoModelForImageClassification, ConvNextConfig, ConvNextImageProcessor
+
+    torch.manual_seed(0)
+    config = ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3)  # image_size: 224
+    hf = AutoModelForImageClassification.from_config(config).eval()
+    hf.save_pretrained(tmp_path)
+    ConvNextImageProcessor(size={"shortest_edge": 64}, crop_pct=0.875).save_pretrained(tmp_path)
+    inputs = ConvNextImageProcessor.from_pretrained(tmp_path)(images=[Image.new("RGB", (100, 80), "teal")], return_tensors="pt")
+    assert tuple(inputs["pixel_values"].shape[2:]) == (64, 64)
+    model = QEFFAutoModelForImageClassification.from_pretrained(tmp_path)
+    model.compile(num_cores=1)
+    with torch.no_grad():
+        expected = hf(**inputs).logits.numpy()
+    np.testing.assert_allclose(np.asarray(model.generate(inputs)["logits"]), expected, atol=1e-4, rtol=0)

@@ -48,6 +48,10 @@ def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
             return size, size
         if isinstance(size, dict) and "height" in size and "width" in size:
             return int(size["height"]), int(size["width"])
+        convnext = str(config.get("image_processor_type", "")).startswith("ConvNext")
+        if key == "size" and convnext and isinstance(size, dict) and "shortest_edge" in size:
+            # ConvNeXt's: cropped to shortest_edge square after a crop_pct resize (warped to it from 384 on)
+            return int(size["shortest_edge"]), int(size["shortest_edge"])
     return None
 
 
