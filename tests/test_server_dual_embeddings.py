@@ -110,10 +110,16 @@ def test_bad_requests_say_what_to_do(clip_server):
         ({"input": "cat " * 40}, "more than the text tower's 24 positions"),
         ({"input": [[5, 100000]]}, "outside this model's vocabulary"),
         ({"input": "a cat", "truncate_prompt_tokens": 4}, "'truncate_prompt_tokens' is not applied by this server"),
+        ({"input": "a cat", "normalize": False}, "'normalize' was removed (as in vLLM); use 'use_activation'"),  # (were answered
+        ({"input": "a cat", "padding": "max_length"}, "'padding' other than"),  # as if not sent)
+        ({"messages": [{"role": "user", "content": image}], "mm_processor_kwargs": {"crop_size": 8}}, "'mm_processor_kwargs' is not"),
     ]
     for body, message in cases:
         answer = post(url, body)
         assert answer.status_code == 400 and message in answer.json()["error"]["message"], (body, answer.text)
+    folder = clip_server[1]  # the routes it has named, where options do not apply (it said /score, /rerank)
+    with pytest.raises(ValueError, match=r"is served for text and image embeddings \(/v1/embeddings\): --chat_template do not"):
+        build_from_args(parse_args(["--model_name", folder, "--chat_template", "{{ messages }}"]))
 
 
 def test_the_artifacts_served_alone_answer_as_the_folder(tmp_path):

@@ -132,6 +132,7 @@ def test_queries_and_pages_equal_transformers(server):
         ("/pooling", {"input": "x", "messages": [{"role": "user", "content": [image_part(0)]}]}, 400, "one of the two"),
         ("/pooling", {"input": "x", "task": "embed"}, 400, "token_embed"),
         ("/pooling", {"input": "x", "dimensions": 8}, 400, "24 dimensions"),
+        ("/pooling", {"input": "x", "mm_processor_kwargs": {"max_pixels": 784}}, 400, "'mm_processor_kwargs' is not supported"),
         ("/pooling", {"input": " ".join(["word"] * 60)}, 400, "--ctx_len"),
         ("/pooling", {"messages": [{"role": "user", "content": [{"type": "text", "text": "a caption"}]}]}, 400, "is text; a page is read"),
         ("/pooling", {"input": ["q"] * 257}, 400, "At most 256 texts"),

@@ -341,7 +341,11 @@ def _server_kind(model_name: str, gguf_file: str | None, task: str, hf_overrides
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
         media = _media_classifier(model_name) if pooling == "score" else None
-        return "pooling", f"a classifier of {media} (/classify)" if media else f"served for {_POOLING_ROUTES[pooling]}"
+        if media:
+            return "pooling", f"a classifier of {media} (/classify)"
+        if pooling == "embed" and folder and _reads_images(folder):  # CLIP's and SigLIP's two towers
+            return "pooling", "served for text and image embeddings (/v1/embeddings)"
+        return "pooling", f"served for {_POOLING_ROUTES[pooling]}"
     if folder and _is_speech(folder):
         return "speech", "a Whisper speech model (/v1/audio/transcriptions, /v1/audio/translations)"
     if folder and _is_transcriber(folder):

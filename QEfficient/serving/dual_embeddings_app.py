@@ -20,7 +20,7 @@ from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts
-from QEfficient.serving.embed_fields import packing
+from QEfficient.serving.embed_fields import packing, refuse_unapplied
 from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, artifact_model_names, boolean, parse_json, served_model, served_model_names
@@ -77,6 +77,13 @@ def create_dual_embeddings_app(
         if body.get("truncate_prompt_tokens") is not None:
             message = "'truncate_prompt_tokens' is not applied by this server: shorten the text instead."
             raise APIError(400, message, "truncate_prompt_tokens")
+        refuse_unapplied(body)  # normalize, padding: as the text embeddings server
+        if body.get("mm_processor_kwargs") not in (None, {}):
+            raise APIError(
+                400,
+                "'mm_processor_kwargs' is not applied by this server (its image processor's settings are the model's).",
+                "mm_processor_kwargs",
+            )
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send texts as 'input' or images as 'image_url' parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:

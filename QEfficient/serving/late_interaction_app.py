@@ -31,6 +31,7 @@ MAX_TEXTS = 256  # per request: each runs on its own, and /pooling returns every
 _NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_prompt_tokens": (None,), "priority": (None, 0)}
 _NEUTRAL |= {"late_chunking_params": (None,), "use_activation": (None, True)}  # vLLM 0.34's switch of the normalization
 _NEUTRAL |= {"max_tokens_per_query": (None, 0), "max_tokens_per_doc": (None, 0)}  # /score's and /rerank's cuts
+_NEUTRAL |= {"mm_processor_kwargs": (None, {})}  # (the image processor runs with the model's settings)
 
 
 def _token_embed_detail(name: str) -> str:
