@@ -105,6 +105,11 @@ def test_loading_int8_and_bad_inputs(tmp_path):
         model.generate({"attention_mask": inputs["attention_mask"]})
     with pytest.raises(ValueError, match="longest compiled seq_len is 40"):
         model.generate({"input_ids": torch.ones(1, 41, dtype=torch.int64)})
+    for ids in ([[1, -5, 6, 2]], [[1, 10**6]]):  # (a negative id wrapped round the table; a large one failed in ONNX Runtime)
+        with pytest.raises(ValueError, match="outside this model's vocabulary"):
+            model.get_text_features({"input_ids": ids})
+    with pytest.raises(ValueError, match="a str"):  # not a tokenizer's output: said so
+        model.get_text_features("a cat")
 
     config = AutoConfig.for_model("siglip2", text_config=TEXT, vision_config=VISION)
     with pytest.raises(NotImplementedError, match="NaFlex"):

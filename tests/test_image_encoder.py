@@ -83,6 +83,9 @@ def test_pooling_int8_and_bad_inputs(tmp_path):
         model.generate({"pixel_values": torch.rand(1, 3, 48, 48)})
     with pytest.raises(ValueError, match=r"pixel_values must be \[images, 3, height, width\]"):
         model.generate({"pixel_values": torch.rand(2, 1, 32, 32)})
+    for size in (32.0, "32"):  # (a float was a TypeError from tuple())
+        with pytest.raises(ValueError, match="img_size must be a positive integer or \\(height, width\\)"):
+            model.compile(img_size=size, num_cores=1)
     with pytest.raises(ValueError, match="QEFFAutoModelForImageFeatureExtraction"):
         QEFFAutoModel(hf)  # the text encoder class, given an image model directly
     _saved(AutoModel, "resnet", tmp_path / "resnet")

@@ -87,7 +87,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
             if size is None:
                 raise ValueError(f"Neither {type(self.hf).__name__}'s config nor an image processor names its image size: pass img_size=.")
             return size
-        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size) if isinstance(img_size, (tuple, list)) else ()
         if len(size) != 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in size):
             raise ValueError(f"img_size must be a positive integer or (height, width), got {img_size!r}.")
         return size
@@ -199,8 +199,9 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
     def get_text_features(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
         """The text tower's features [texts, D] of a tokenizer's output (input_ids, attention_mask), not normalized."""
         self._check_pytorch_run(runtime_ai100)
-        text = {k: as_numpy(v) for k, v in dict(inputs).items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)}
-        ids, mask, types = encoder_inputs(text)
+        if hasattr(inputs, "keys"):  # (anything else: encoder_inputs says what to pass)
+            inputs = {k: as_numpy(v) for k, v in dict(inputs).items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)}
+        ids, mask, types = encoder_inputs(inputs, getattr(self._text_config(), "vocab_size", None))
         if types.any():
             raise ValueError("token_type_ids other than 0 (a pair of texts): the text tower reads one text per row.")
         if not runtime_ai100:

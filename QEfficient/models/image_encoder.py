@@ -93,7 +93,7 @@ def pick_image_size(owner: QEFFBaseModel, img_size) -> tuple[int, int]:
                 f"{size[0]}, 'width': {size[1]}}}), or compile(img_size=...) for the size it writes.",
             )
         return size
-    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size) if isinstance(img_size, (tuple, list)) else ()
     if len(size) != 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in size):
         raise ValueError(f"img_size must be a positive integer or (height, width), got {img_size!r}.")
     return size
