@@ -70,6 +70,8 @@ def test_stream_prints_the_completion(llama, capsys):
     out = capsys.readouterr().out
     assert "Prompt : My name is" in out and "Completion :" in out and "===== Performance Stats =====" in out
     assert info.generated_texts[0][0] in out
+    completion = out.split("Completion :", 1)[1].split("=====")[0]
+    assert completion.strip() == info.generated_texts[0][0].strip()  # the new tokens alone, not the prompt again
 
 
 def test_export_and_compile_cache_hits_and_misses(llama, qeff_home):
@@ -168,10 +170,14 @@ def test_what_generate_changes_or_ignores_is_said(llama, tmp_path):
     with pytest.warns(UserWarning, match="Generation set the tokenizer's padding_side='right'"):
         model.generate(tokenizer, ["hi"], generation_len=2, stream=False)
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("hello\n")
+    prompts.write_text("hello  \n\n   my name\n")  # each line stripped, as QEfficient's read_prompts_txt_file
     with pytest.warns(UserWarning, match="Both prompts and prompts_txt_file_path were given: the file's prompts are used"):
         info = model.generate(tokenizer, ["zzz"], prompts_txt_file_path=str(prompts), generation_len=2, stream=False)
-    assert info.prompts == ["hello"]
+    assert info.prompts == ["hello", "my name"]
+    batching = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True)
+    batching.compile(prefill_seq_len=8, ctx_len=32, num_cores=1, full_batch_size=2)
+    with pytest.raises(ValueError, match="No prompts given"):  # continuous batching too (an IndexError in the tokenizer)
+        batching.generate(tokenizer, [], stream=False)
 
 
 def test_a_checkpoint_that_asks_for_beams_is_named(llama):

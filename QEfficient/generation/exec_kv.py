@@ -37,13 +37,16 @@ def load_prompts(prompt: list[str] | str | None, prompts_txt_file_path: str | No
             text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark, as Notepad writes, is not text)
         except UnicodeDecodeError as err:
             raise ValueError(f"prompts_txt_file_path '{path}' is not UTF-8 text ({err.reason} at byte {err.start}).") from None
-        prompts = [line for line in text.splitlines() if line.strip()]
+        prompts = [line.strip() for line in text.splitlines() if line.strip()]  # (stripped, as QEfficient reads them)
         if not prompts:
             raise ValueError(f"prompts_txt_file_path '{path}' holds no prompts: write one per line.")
         return prompts
     if prompt is None:
         raise ValueError("Pass prompts (a string, a list, or 'a|b' on the command line) or prompts_txt_file_path.")
-    return [prompt] if isinstance(prompt, str) else list(prompt)
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts:  # (continuous batching would fail in the tokenizer)
+        raise ValueError("No prompts given: pass at least one prompt string.")
+    return prompts
 
 
 def print_perf(info: CloudAI100ExecInfo) -> None:

@@ -177,7 +177,7 @@ class TextGeneration:
                 print(f"\nPrompt : {batch[0]}\nCompletion :", flush=True)
                 from transformers import TextStreamer  # here: transformers' package costs ~26 MB of RSS to import
 
-                streamer = TextStreamer(self.tokenizer, skip_special_tokens=True)
+                streamer = TextStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)  # (printed above)
             texts, ids, timing = self.generate_batch(batch, generation_len, streamer, token_lists=tokens, first_index=first)
             keep = real * self.rows_per_prompt
             all_texts.append(texts[:keep])
