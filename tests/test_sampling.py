@@ -134,3 +134,25 @@ def test_min_p_drops_tokens_less_likely_than_a_share_of_the_likeliest():
     assert {int(chooser(logits)[0]) for _ in range(300)} == {0, 1}  # 0.3 >= 0.5 * 0.5 > 0.15
     only_top = TokenChooser(SamplingParams(temperature=1.5, min_p=1.0, seed=0), 1, 4)
     assert {int(only_top(logits)[0]) for _ in range(50)} == {0}
+
+
+def test_a_sampling_call_takes_the_checkpoints_warpers_as_transformers(tiny_model_dir):
+    """do_sample=True without top_k / temperature / top_p: the checkpoint's generation config fills them, top_k 50
+    where it names none, as transformers' generate (every token was drawn from the whole vocabulary at temperature 1)."""
+    from transformers import GenerationConfig
+
+    from QEfficient.generation.sampling import with_checkpoint_warpers
+
+    asked = SamplingParams(do_sample=True, seed=1)
+    assert with_checkpoint_warpers(asked, GenerationConfig()) == SamplingParams(1.0, 50, 1.0, do_sample=True, seed=1)
+    checkpoint = GenerationConfig(do_sample=True, top_k=3, temperature=0.6, top_p=0.9)
+    assert with_checkpoint_warpers(asked, checkpoint) == SamplingParams(0.6, 3, 0.9, do_sample=True, seed=1)
+    assert with_checkpoint_warpers(SamplingParams(do_sample=True, top_k=7), checkpoint).top_k == 7  # the call's own stays
+    assert with_checkpoint_warpers(SamplingParams(), checkpoint) == SamplingParams()  # greedy: as it is
+    folder = tiny_model_dir("llama")
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=1, num_cores=1)
+    model.model.hf.generation_config.top_k = 1  # the checkpoint's top_k of 1: sampling gives the greedy tokens
+    tok = AutoTokenizer.from_pretrained(folder)
+    greedy = rows(model.generate(tok, PROMPTS, generation_len=8, stream=False))
+    assert rows(model.generate(tok, PROMPTS, generation_len=8, stream=False, do_sample=True, seed=5)) == greedy

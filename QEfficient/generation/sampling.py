@@ -86,6 +86,23 @@ class RowSampling(SamplingParams):
         return any(row.sampling for row in self.rows)
 
 
+def with_checkpoint_warpers(params: SamplingParams, generation_config) -> SamplingParams:
+    """``params`` with the warpers a sampling call leaves out taken from the checkpoint's ``generation_config`` as
+    transformers' generate takes them (its temperature, top_k, top_p; where it leaves one unset, transformers' default:
+    1.0, 50, 1.0), for a
+    call that samples; a greedy one as it is."""
+    if type(params) is not SamplingParams or not params.sampling:
+        return params
+    config = {"temperature": 1.0, "top_k": 50, "top_p": 1.0}  # transformers' defaults for what a config leaves unset
+    for name in config:
+        value = getattr(generation_config, name, None)
+        config[name] = config[name] if value is None else value  # (a checkpoint's top_k of 0: none)
+    filled = {name: value for name, value in config.items() if getattr(params, name) is None}
+    if "temperature" in filled and not filled["temperature"]:  # (a checkpoint's 0 would turn the call greedy)
+        filled.pop("temperature")
+    return replace(params, **filled)
+
+
 def seeded_apart(params: SamplingParams, offset: int) -> SamplingParams:
     """The parameters of the prompt (or batch) ``offset`` places into one call: a seeded call draws apart for each, as a
     batch's rows do, and the same on every run (the server's n choices take seed + j likewise); rows' own parameters

@@ -22,7 +22,7 @@ from QEfficient.generation.beam_search import BeamSettings, beam_settings
 from QEfficient.generation.causal_beams import BeamTextGeneration, causal_rules, unapplied
 from QEfficient.generation.exec_kv import load_prompts, print_perf, right_padding
 from QEfficient.generation.metrics import CloudAI100ExecInfo
-from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.sampling import SamplingParams, with_checkpoint_warpers
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
@@ -484,12 +484,14 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         """Chunked prefill, then decode until EOS, ``generation_len`` or the end of ``ctx_len``.
 
         Greedy by default; ``temperature`` > 0 (or ``do_sample=True``) samples, with ``top_k``,
-        ``top_p`` and ``repetition_penalty`` applied as transformers does, reproducibly for a ``seed``.
+        ``top_p`` and ``repetition_penalty`` applied as transformers does (the checkpoint's temperature, top_k and top_p
+        where the call leaves them out; top_k 50 where it names none), reproducibly for a ``seed``.
         ``num_beams`` > 1 (with ``length_penalty``, ``early_stopping``, ``min_new_tokens``) runs transformers' beam
         search with the checkpoint's logits processors: each prompt's best sequence (``num_return_sequences`` best, in
         turn), transformers' tokens.
         """
         sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
+        sampling = with_checkpoint_warpers(sampling, getattr(self.model.hf, "generation_config", None))
         beams, min_new_tokens = self._beams(kwargs)
         speculation = {k: kwargs.pop(k) for k in SPECULATIVE_KWARGS if k in kwargs}
         if kwargs.pop("write_io", False):
