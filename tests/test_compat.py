@@ -288,6 +288,10 @@ def test_options_not_honoured_warn_once_each(compiled, llama, fresh_warnings):
         QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config={"xyz": 1})
     with pytest.warns(UserWarning, match="use_onnx_subfunctions"):
         other.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, use_onnx_subfunctions=True)
+    with pytest.raises(ValueError, match="stream must be True or False, got 'False'"):
+        model.generate(tokenizer, ["Hi"], generation_len=2, stream="False")
+    with pytest.warns(UserWarning, match="compile\\(\\) has no option 'ctx_length': did you mean 'ctx_len'\\?"):
+        other.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, ctx_length=64)  # (named a Cloud AI 100 option)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the second time: silent
         model.generate(tokenizer, ["Hi"], generation_len=2, stream=False, write_io=True)

@@ -43,9 +43,17 @@ def warn_once(key: str, message: str) -> None:
         warnings.warn(message, UserWarning, stacklevel=3)
 
 
-def warn_ignored_options(what: str, options: dict[str, Any]) -> None:
+def warn_ignored_options(what: str, options: dict[str, Any], known: tuple[str, ...] = ()) -> None:
     """One warning for Cloud AI 100 options this backend does not act on; options that are off
-    (None, False, 0, empty) change nothing anywhere and are not mentioned."""
+    (None, False, 0, empty) change nothing anywhere and are not mentioned. An option close to one of ``known`` (the
+    call's own parameters: ``ctx_length`` for ctx_len) is named as a likely misspelling instead."""
+    import difflib
+
+    for name in sorted(options):
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if near:
+            options = {k: v for k, v in options.items() if k != name}
+            warn_once(f"{what}{name}", f"{what} has no option {name!r}: did you mean {near[0]!r}? It is ignored.")
 
     def is_on(value: Any) -> bool:
         try:

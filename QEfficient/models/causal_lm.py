@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 import warnings
@@ -249,7 +250,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }.items():
             if value:
                 warn_once(key, _CPU_PENDING[key])
-        warn_ignored_options("compile()", compiler_options)
+        warn_ignored_options("compile()", compiler_options, tuple(inspect.signature(self.compile).parameters))
 
         kv_dtype = _KV_DTYPES.get(self.model.lm_head.weight.dtype)
         if kv_dtype is None:
@@ -490,6 +491,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         search with the checkpoint's logits processors: each prompt's best sequence (``num_return_sequences`` best, in
         turn), transformers' tokens.
         """
+        check_flags(stream=stream)  # (a string such as "False" would read as True)
         sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
         sampling = with_checkpoint_warpers(sampling, getattr(self.model.hf, "generation_config", None))
         beams, min_new_tokens = self._beams(kwargs)
