@@ -154,6 +154,10 @@ def test_every_prompt_is_checked_before_the_first_is_generated(llama, capsys):
     with pytest.warns(UserWarning, match="generation_len=100 is more than ctx_len=16 leaves"):  # shown: a warning, not a log line
         info = model.generate(tokenizer, [token_prompt(tokenizer, 10)], generation_len=100, stream=False)
     assert info.generated_ids[0].shape[-1] <= 7
+    batching = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True)
+    batching.compile(prefill_seq_len=8, ctx_len=16, num_cores=1, full_batch_size=2)
+    with pytest.warns(UserWarning, match="generation_len=100 is more than ctx_len=16 leaves"):  # continuous batching too
+        batching.generate(tokenizer, [token_prompt(tokenizer, 10)], generation_len=100, stream=False)
 
 
 def test_what_generate_changes_or_ignores_is_said(llama, tmp_path):

@@ -14,7 +14,7 @@ from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, 
 from QEfficient.generation.lora_generation import LORA_ID, LoraBatchingEngine, LoraTextGeneration, check_tables, is_lora_artifact
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens, seeded_apart
-from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
+from QEfficient.generation.text_generation import TextGeneration, eos_token_ids, warn_past_context
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.utils.checks import check_generation_len
 
@@ -154,6 +154,7 @@ def generate_continuous(
     generation_len = check_generation_len(generation_len)
     check_allowed_tokens(sampling, session.batch_size, session.logits.shape()[-1])
     tokens = TextGeneration(session, tokenizer, prefill_seq_len, eos).tokenize(prompts)
+    warn_past_context(generation_len, session.ctx_len, tokens, stacklevel=5)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if lora is None:
         engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, pad)

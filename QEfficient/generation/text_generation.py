@@ -52,6 +52,18 @@ def eos_token_ids(tokenizer, generation_config=None) -> set[int]:
     return {int(source)} if isinstance(source, int) else {int(i) for i in source}
 
 
+def warn_past_context(generation_len: int | None, ctx_len: int, token_lists: list[list[int]], stacklevel: int) -> None:
+    """A warning where ``generation_len`` is more than ``ctx_len`` leaves after the longest prompt: the output will be
+    shorter than asked for (shown by default: that is a surprise)."""
+    room = ctx_len - max(len(t) for t in token_lists) + 1
+    if generation_len is not None and generation_len > room:
+        warnings.warn(
+            f"generation_len={generation_len} is more than ctx_len={ctx_len} leaves after the longest prompt "
+            f"({room} tokens): generation stops at ctx_len. Compile with a larger ctx_len for longer outputs.",
+            stacklevel=stacklevel,
+        )
+
+
 class TextGeneration:
     """Greedy generation for prompts in batches of the compiled ``batch_size``."""
 
@@ -158,13 +170,7 @@ class TextGeneration:
         generation_len = check_generation_len(generation_len)
         # every prompt checked before the first is generated: a bad one at the end wastes no work
         token_lists = self.tokenize(prompts)
-        room = self.ctx_len - max(len(t) for t in token_lists) + 1
-        if generation_len is not None and generation_len > room:
-            warnings.warn(  # (shown by default: a shorter output than asked for is a surprise)
-                f"generation_len={generation_len} is more than ctx_len={self.ctx_len} leaves after the longest prompt "
-                f"({room} tokens): generation stops at ctx_len. Compile with a larger ctx_len for longer outputs.",
-                stacklevel=3,
-            )
+        warn_past_context(generation_len, self.ctx_len, token_lists, stacklevel=4)
         all_texts, all_ids, timings = [], [], []
         for first in range(0, len(prompts), self.batch_size):
             batch = prompts[first : first + self.batch_size]
