@@ -42,10 +42,11 @@ def classifier(folder, model_type: str, num_labels: int, **config) -> str:
     return str(folder)
 
 
-def hf_logits(folder: str, first: list[str], second: list[str] | None = None) -> np.ndarray:
+def hf_logits(folder: str, first: list[str], second: list[str] | None = None, special: bool = True) -> np.ndarray:
     tok = AutoTokenizer.from_pretrained(folder)
     hf = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    enc = tok(first, second, padding=True, return_tensors="pt") if second else tok(first, padding=True, return_tensors="pt")
+    options = dict(padding=True, return_tensors="pt", add_special_tokens=special)
+    enc = tok(first, second, **options) if second else tok(first, **options)
     if hf.config.type_vocab_size < 2:  # XLM-RoBERTa's own tokenizer gives no token types
         enc.pop("token_type_ids")
     with torch.no_grad():
@@ -329,7 +330,8 @@ def test_an_identity_cross_encoder_and_a_three_label_classifier(tmp_path):
     reranker = classifier(
         tmp_path / "xlmr", "xlm-roberta", 1, type_vocab_size=1, sbert_ce_default_activation_function="torch.nn.modules.linear.Identity"
     )
-    labels = classifier(tmp_path / "labels", "bert", 3)
+    # (a declared Softmax: not run by /score, which a three-label model has not; it stopped the server)
+    labels = classifier(tmp_path / "labels", "bert", 3, sbert_ce_default_activation_function="torch.nn.modules.activation.Softmax")
     for folder in (reranker, labels):
         app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1"]))
         try:
@@ -354,6 +356,12 @@ def test_an_identity_cross_encoder_and_a_three_label_classifier(tmp_path):
                 assert [d["label"] for d in data] == [names[i] for i in probs.argmax(1)] and data[0]["num_classes"] == 3
                 r = post(url, "/rerank", {"query": QUERY, "documents": DOCS})
                 assert r.status_code == 400 and "this model has 3 labels: use /classify" in r.json()["error"]["message"]
+                bare = post(url, "/classify", {"input": DOCS, "add_special_tokens": False})  # vLLM's field (was not read)
+                logits = hf_logits(folder, DOCS, special=False)
+                probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+                np.testing.assert_allclose([d["probs"] for d in bare.json()["data"]], probs, atol=1e-5, rtol=0)
+                counts = [len(AutoTokenizer.from_pretrained(folder)(d, add_special_tokens=False)["input_ids"]) for d in DOCS]
+                assert bare.json()["usage"]["prompt_tokens"] == sum(counts)
         finally:
             runner.stop()
 
@@ -467,6 +475,8 @@ def test_decoder_classifiers_score_their_last_real_token_as_transformers(tmp_pat
                     results = post(url, "/rerank", {"query": QUERY, "documents": DOCS}).json()["results"]
                     assert [x["index"] for x in results] == list(np.argsort(-expected))
                     continue
+                r = post(url, "/classify", {"input": ["hi", ""]})  # a decoder's tokenizer gives "" no token (it was a 500)
+                assert r.status_code == 400 and "The input at index 1 gives no tokens" in r.json()["error"]["message"], r.text
                 r = post(url, "/classify", {"input": DOCS})
                 assert r.status_code == 200, r.text
                 logits = hf_rows(folder, DOCS)

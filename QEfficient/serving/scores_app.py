@@ -50,7 +50,7 @@ from QEfficient.serving.embed_fields import (
 )
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
-from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json, served_model_names
+from QEfficient.serving.protocol import APIError, RequestParser, boolean, number, parse_json, served_model_names
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.score_template import ScoreTemplate, check_template_fields, saved_score_template
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
@@ -112,11 +112,13 @@ _NEUTRAL = {"priority": (None, 0)}
 @dataclass(frozen=True)
 class Shaping:
     """How a request's texts become tokens: the chat template's arguments (where the folder scores through one), vLLM's
-    truncate_prompt_tokens and truncation_side (``cut``) and max_tokens_per_doc (``doc_limit``)."""
+    truncate_prompt_tokens and truncation_side (``cut``), max_tokens_per_doc (``doc_limit``) and add_special_tokens
+    (``special``)."""
 
     template_kwargs: dict = field(default_factory=dict)
     cut: Truncation | None = None
     doc_limit: int = 0
+    special: bool = True  # vLLM's add_special_tokens (a text's, on /classify and /pooling)
 
 
 NO_SHAPING = Shaping()
@@ -231,7 +233,12 @@ def create_scores_app(
     names = served_model_names(model_id, served_names)
     config = model.config
     labels = int(config.num_labels)
-    declared = cross_encoder_activation(config, getattr(model, "local_model_dir", None), default=None)
+    try:
+        declared = cross_encoder_activation(config, getattr(model, "local_model_dir", None), default=None)
+    except ValueError:  # one not run here (Softmax): a one-label model's score needs it; several labels take vLLM's softmax
+        if labels == 1:
+            raise
+        declared = None
     activation = (declared or "Sigmoid") if labels == 1 else None
     vocab_size = min(len(tokenizer), int(getattr(config, "vocab_size", None) or len(tokenizer)))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -279,7 +286,7 @@ def create_scores_app(
         elif isinstance(item, tuple):  # the tokenizer's pairing
             enc = tokenizer(*item, **pair_limit(item[0], shaping))
         else:
-            enc = tokenizer(item, **limit)
+            enc = tokenizer(item, add_special_tokens=shaping.special, **limit)
         if cut is not None and len(enc[INPUT_IDS]) > cut.keep:  # (no side given: the tokenizer's, as vLLM falls back to)
             side = cut.side or getattr(tokenizer, "truncation_side", "right")
             enc = {name: list(v[-cut.keep :] if side == "left" else v[: cut.keep]) for name, v in enc.items()}
@@ -299,6 +306,9 @@ def create_scores_app(
                 enc = {INPUT_IDS: item if cut is None or len(item) <= cut.keep else cut.apply(tokenizer, None, item)}
             else:
                 enc = tokenized(item, shaping)
+            if not enc[INPUT_IDS]:  # (a decoder's tokenizer gives "" no token: the graph would read an empty row)
+                what = "pair" if isinstance(item, tuple) else "input"
+                raise APIError(400, f"The {what} at index {i} gives no tokens: it is empty.", "input")
             if len(enc[INPUT_IDS]) > max_len:
                 what = "pair" if isinstance(item, tuple) else "input"
                 raise APIError(
@@ -378,9 +388,10 @@ def create_scores_app(
     async def classify(request: Request):
         body = await read(request)
         name = check_model(body)
+        refuse_unapplied(body)
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
         activate = use_activation(body)
-        values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
+        values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len), special=boolean(body, "add_special_tokens", True)))
         probs = classify_probabilities(values, config, declared) if activate else values
         return listing("classify", name, classify_rows(probs, config), tokens)
 
@@ -398,7 +409,7 @@ def create_scores_app(
         encoding, packed = encoding_format(body), packing(body)
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
         activate = use_activation(body)
-        values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
+        values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len), special=boolean(body, "add_special_tokens", True)))
         probs = classify_probabilities(values, config, declared) if activate else values
         return pooling_answer(probs, encoding, packed, name, tokens)
 
