@@ -463,6 +463,16 @@ def test_vllm_end_rules_stop_token_ids_min_tokens_ignore_eos(server):
     assert answer(stop=[stop], min_tokens=12) == (text, "length", 12)  # ...ignored before min_tokens
     cut = text.find(stop)
     assert answer(stop=[stop], include_stop_str_in_output=True)[0] == text[: cut + len(stop)]
+    for streamed in (False, True):  # one logprob per token id, those that wrote the hidden stop string too (vLLM's)
+        body = {"prompt": prompt, "max_tokens": 12, "temperature": 0, "stop": [stop], "logprobs": 0, "return_token_ids": True}
+        if streamed:
+            chunks = sse_chunks(url, "completions", body)
+            counted = sum(len((c["choices"][0].get("logprobs") or {}).get("tokens", [])) for c in chunks if c["choices"])
+            ids = sum(len(c["choices"][0].get("token_ids") or []) for c in chunks if c["choices"])
+        else:
+            choice = complete(url, prompt, 12, stop=[stop], logprobs=0, return_token_ids=True)["choices"][0]
+            counted, ids = len(choice["logprobs"]["tokens"]), len(choice["token_ids"])
+        assert counted == ids > 0, streamed
     eos = {"logit_bias": {str(tok.eos_token_id): 100}}  # EOS first
     assert answer(**eos) == ("", "stop", 1)
     assert stop_reason(**eos) is None and stop_reason(**eos, stop_token_ids=[tok.eos_token_id]) is None  # EOS: none
@@ -499,6 +509,10 @@ def test_a_chat_answer_defaults_to_what_the_context_leaves(server):
     assert body["choices"][0]["finish_reason"] == ("length" if len(expected) == 96 - body["usage"]["prompt_tokens"] else "stop")
     r = post(url, "completions", {"prompt": PROMPTS[0], "max_tokens": 96})  # the prompt and max_tokens past the context
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded", r.text
+    full = [5 + i % 200 for i in range(96)]  # echo with max_tokens 0 scores a prompt that fills the context (it asks for none)
+    scored = post(url, "completions", {"prompt": full, "max_tokens": 0, "echo": True, "logprobs": 0})
+    assert scored.status_code == 200 and len(scored.json()["choices"][0]["logprobs"]["tokens"]) == 96, scored.text
+    assert post(url, "completions", {"prompt": full + [5], "max_tokens": 0, "echo": True}).status_code == 400
     assert post(url, "completions", {"prompt": PROMPTS[0], "temperature": 0}).json()["usage"]["completion_tokens"] <= 16
     r = post(url, "chat/completions", {"messages": messages, "min_tokens": 96})  # more than the context leaves
     assert r.status_code == 400 and r.json()["error"]["param"] == "min_tokens", r.text
@@ -618,6 +632,13 @@ def test_echo_sends_the_prompt_before_the_completion(server):
         mine = [c["choices"][0]["text"] for c in chunks if c["choices"][0]["index"] == index]
         assert mine[0].startswith(prompt) and "".join(mine) == prompt + text
     assert complete(url, prompts[0], 6, echo=False)["choices"][0]["text"] == expected[0]
+    with_bos = [tok.bos_token_id, *ids[0]]  # skip_special_tokens false: the echo keeps them, as its text_offset count them
+    body = complete(url, with_bos, 6, echo=True, skip_special_tokens=False, logprobs=0)
+    echo = tok.decode(with_bos, skip_special_tokens=False)
+    assert body["choices"][0]["text"].startswith(echo) and echo.startswith(tok.bos_token)
+    text, logprobs = body["choices"][0]["text"], body["choices"][0]["logprobs"]
+    offsets = logprobs["text_offset"]
+    assert [text[offsets[i] : offsets[i + 1]] for i in range(len(with_bos))] == logprobs["tokens"][: len(with_bos)]
 
 
 def test_chat_content_as_a_list_of_text_parts(server):

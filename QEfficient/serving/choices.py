@@ -137,8 +137,9 @@ class ChoiceText:
             self.request.cancelled.set()
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
-            # found at that event itself (the text held back until the end, a split character at its end): now
-            return piece, "stop" if done else None, self._logprobs(ids, cut, final=False)
+            # found at that event itself (the text held back until the end, a split character at its end): now; the
+            # logprobs of every token kept, those that wrote the hidden stop string too (vLLM's: one per token id)
+            return piece, "stop" if done else None, self._logprobs(ids[:kept], cut, final=True)
         if done:
             piece, self.sent = text[len(self.sent) :], text
             return piece, reason, self._logprobs(ids, len(text), final=True)

@@ -261,7 +261,7 @@ class RequestParser:
             return self._echoed(call, prompts) if echo else call
         refuse_prompt_fields(body, chat=False)
         # a string through the processor (its tokens may differ from the tokenizer's); ids as they are
-        max_tokens = call.jobs[0].max_tokens
+        max_tokens = 0 if call.jobs[0].echo_only else call.jobs[0].max_tokens
         made = [
             self.images.text(p if isinstance(p, str) else self._tokens(p, where)[0], where, self._fits(max_tokens, where))
             for p, where in zip(prompts, wheres)
@@ -273,8 +273,9 @@ class RequestParser:
         """Each choice with its prompt's text to echo: a string as sent, token ids decoded as the completion is (those
         kept, where truncate_prompt_tokens cut them)."""
         for i, prompt in enumerate(prompts):
-            ids = call.jobs[i * call.n].tokens
-            text = prompt if isinstance(prompt, str) else self.tokenizer.decode(ids, skip_special_tokens=True)
+            first = call.jobs[i * call.n]
+            skip = first.end_rules.skip_special_tokens  # (the request's, as its text_offset count them)
+            text = prompt if isinstance(prompt, str) else self.tokenizer.decode(first.tokens, skip_special_tokens=skip)
             for job in call.jobs[i * call.n : (i + 1) * call.n]:
                 job.echo = text
         return call
@@ -476,8 +477,8 @@ class RequestParser:
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
         """The call with one job per tokenized prompt (``extras``: each one's Job.extra), each checked against the context."""
         template = call.jobs[0]
-        for ids, where in prompts:
-            self._check_context(ids, template.max_tokens, where)
+        for ids, where in prompts:  # (echo with max_tokens 0 asks for none: a prompt may fill the context, as vLLM)
+            self._check_context(ids, 0 if template.echo_only else template.max_tokens, where)
             if template.end_rules.min_tokens > (template.max_tokens or self.ctx_len - len(ids)):
                 raise APIError(
                     400, f"'min_tokens' is more than the {self.ctx_len - len(ids)} tokens {where} leaves in the context.", "min_tokens"
