@@ -278,7 +278,18 @@ def test_the_infer_command_runs_an_encoder_decoder(seq2seq_dir, capsys):
     with torch.no_grad():
         reference = hf.generate(**enc, max_new_tokens=5, do_sample=False, num_beams=1)
     assert info.generated_texts[0] == tok.batch_decode(reference, skip_special_tokens=True)
-    assert "Prompt : a b c" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"Prompt : a b c\nOutput : {info.generated_texts[0][1]}" in out
+    # a checkpoint asking for two sequences: each prompt with its own two (the second prompt was shown the first's)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.generation_config.num_beams, model.generation_config.num_return_sequences = 4, 2
+    model.save_pretrained(folder.parent / "two")
+    tok.save_pretrained(folder.parent / "two")
+    info = infer.main(
+        model_name=str(folder.parent / "two"), prompt=["hello world the cat", "a b c"], ctx_len=16, num_cores=1, generation_len=5
+    )
+    texts = [t for batch in info.generated_texts for t in batch]
+    assert len(texts) == 4 and f"Prompt : a b c\nOutput 1 : {texts[2]}\nOutput 2 : {texts[3]}" in capsys.readouterr().out
 
 
 def test_the_causal_lm_class_points_here(seq2seq_dir):
@@ -317,6 +328,11 @@ def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
         model.generate(attention_mask=padded["attention_mask"], max_new_tokens=4)
     with pytest.raises(ValueError, match="one way"):
         model.generate(tok, PROMPTS, input_ids=padded["input_ids"], max_new_tokens=4)
+    with pytest.raises(ValueError, match="one way"):  # (the prompts were left unread)
+        model.generate(tok, PROMPTS, inputs=dict(padded), max_new_tokens=4)
+    for bad in (10**6, -5):  # (an IndexError in the rules; a negative id forced a token counted from the end)
+        with pytest.raises(ValueError, match=f"forced_bos_token_id holds the id {bad}, outside this model's vocabulary"):
+            model.generate(tok, PROMPTS[:1], generation_len=2, forced_bos_token_id=bad)
     rows = model.hf.get_input_embeddings().num_embeddings  # another model's ids: said before the embedding lookup
     with pytest.raises(ValueError, match=rf"input_ids holds the id {rows}, outside this model's vocabulary \[0, {rows}\)"):
         model.generate(input_ids=[[5, 6, rows]], max_new_tokens=4)

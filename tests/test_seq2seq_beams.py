@@ -5,6 +5,8 @@ the errors."""
 
 from __future__ import annotations
 
+import warnings
+
 import httpx
 import numpy as np
 import pytest
@@ -149,6 +151,9 @@ def test_sampling(seq2seq_dir):
     rows = [row for batch in three.generated_ids for row in batch]
     assert len(rows) == 6 and len(three.texts) == 6
     model.hf.generation_config.num_beams = 4  # a checkpoint that asks for beams, sampled: one sequence per row, said once
+    with warnings.catch_warnings():  # ...unless the call asks for num_beams=1: what it gets, as in transformers
+        warnings.simplefilter("error")
+        model.generate(tok, PROMPTS, generation_len=2, do_sample=True, num_beams=1)
     with pytest.warns(UserWarning, match="sampling draws one sequence per row"):
         model.generate(tok, PROMPTS, generation_len=2, do_sample=True)
     model.hf.generation_config.num_beams = 1

@@ -345,8 +345,13 @@ def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, gene
         model.compile(**compile_options)
     info = model.generate(tokenizer, prompts, generation_len=generation_len, stream=stream)
     outputs = [text for batch in info.generated_texts for text in batch]
-    for prompt, output in zip(prompts, outputs):
-        print(f"\nPrompt : {prompt}\nOutput : {output}")
+    per_prompt = len(outputs) // max(len(prompts), 1)  # (a checkpoint's num_return_sequences: that many each, in turn)
+    for i, prompt in enumerate(prompts):
+        mine = outputs[i * per_prompt : (i + 1) * per_prompt]
+        labels = [f"Output {j + 1}" for j in range(len(mine))] if len(mine) > 1 else ["Output"]
+        print(f"\nPrompt : {prompt}")
+        for label, text in zip(labels, mine):
+            print(f"{label} : {text}")
     return info
 
 

@@ -245,7 +245,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
                 raise NotImplementedError(
                     "Beam sampling (do_sample with num_beams > 1) is not supported: pass num_beams=1 or do_sample=False."
                 )
-            if (self.generation_config.num_beams or 1) > 1:
+            if num_beams is None and (self.generation_config.num_beams or 1) > 1:  # (num_beams=1 given: what it asks for)
                 warn_once(
                     f"seq2seq-sample-beams:{self.model_name}",
                     f"{self.model_name}'s generation config asks for num_beams={self.generation_config.num_beams}; sampling "
@@ -271,6 +271,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         )
         cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
         rules = Seq2SeqRules.from_generation_config(self.generation_config, self.config, min_new_tokens, forced_bos_token_id)
+        if rules.forced_bos_token_id is not None:  # (another tokenizer's language code: past the table, or wrapped round it)
+            check_token_ids(np.asarray([rules.forced_bos_token_id]), self._vocab_size(), "forced_bos_token_id")
         decode = (lambda row: self.text_of(tokenizer, row)) if tokenizer is not None else None
         if decode is not None and self.two_vocabularies():
             decode = None
@@ -425,9 +427,9 @@ def _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask
         tokenizer, input_ids = None, tokenizer if input_ids is None else input_ids
     if input_ids is None and attention_mask is not None:
         raise ValueError("attention_mask was given without input_ids: pass both (or inputs=, a tokenizer's output).")
+    if (input_ids is not None and (inputs is not None or prompts is not None)) or (inputs is not None and prompts is not None):
+        raise ValueError("Pass the inputs one way: prompts (with a tokenizer), inputs=..., or input_ids=/attention_mask=.")
     if input_ids is not None:
-        if inputs is not None or prompts is not None:
-            raise ValueError("Pass the inputs one way: prompts (with a tokenizer), inputs=..., or input_ids=/attention_mask=.")
         inputs = {INPUT_IDS: input_ids} | ({ATTENTION_MASK: attention_mask} if attention_mask is not None else {})
     return tokenizer, inputs
 
