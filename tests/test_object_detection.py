@@ -110,3 +110,18 @@ def test_post_processing_takes_the_output():
         assert a["labels"].tolist() == b["labels"].tolist()
         np.testing.assert_allclose(a["scores"].numpy(), b["scores"].numpy(), atol=1e-5)
         np.testing.assert_allclose(a["boxes"].numpy(), b["boxes"].numpy(), atol=1e-3)
+
+
+def test_a_graph_given_to_compile_runs_at_the_size_it_was_exported(tmp_path):
+    """compile(onnx_path=...) of a graph traced at 64x96: that size by default, another refused (it was recorded as
+    asked, and the artifact failed in ONNX Runtime)."""
+    hf = tiny("detr")
+    path = QEFFAutoModelForObjectDetection(hf).export(tmp_path / "wide", img_size=(64, 96))
+    model = QEFFAutoModelForObjectDetection(hf)
+    with pytest.raises(ValueError, match=r"was exported for 64x96 images, not 64x64: leave img_size out"):
+        model.compile(onnx_path=path, img_size=64, num_cores=1)
+    model.compile(onnx_path=path, num_cores=1)
+    pixels = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels).logits.numpy()
+    np.testing.assert_allclose(model.generate({"pixel_values": pixels})["logits"].numpy(), expected, atol=1e-4, rtol=0)

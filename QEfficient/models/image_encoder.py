@@ -31,6 +31,7 @@ from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import PoolingFn, resolve_pooling
 from QEfficient.transform.image_encoder import QEffImageEncoder, image_size
 from QEfficient.utils.checks import check_positive
+from QEfficient.utils.onnx_files import graph_input_dims
 
 
 def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
@@ -57,6 +58,14 @@ def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
 
 # image models whose transformers forward masks padding out with pixel_mask (others take none, or fill it with ones)
 READS_PIXEL_MASK = frozenset({"detr", "conditional_detr", "dab-detr", "table-transformer", "deformable_detr"})
+
+
+def _graph_image_size(onnx_path: Path) -> tuple[int, int] | None:
+    """(height, width) an image graph was traced at (its pixel_values' last two axes), None where they are free."""
+    dims = graph_input_dims(onnx_path, PIXEL_VALUES) if onnx_path.is_file() else None
+    if not dims or len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[2:]):
+        return None
+    return int(dims[2]), int(dims[3])
 
 
 def keeps_aspect_ratio(folder: Path | None) -> bool:
@@ -159,7 +168,13 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
         """Export if needed, then build the artifact for images of ``img_size`` (by default the size the folder's image
         processor writes, else the config's), run
         ``batch_size`` at a time; ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
-        height, width = self._size(img_size)
+        exported = _graph_image_size(Path(onnx_path)) if onnx_path else None  # a graph given: traced at one size
+        height, width = exported if exported and img_size is None else self._size(img_size)
+        if exported and exported != (height, width):
+            raise ValueError(
+                f"'{onnx_path}' was exported for {exported[0]}x{exported[1]} images, not {height}x{width}: leave img_size out "
+                f"(or give {exported}), or export at img_size=({height}, {width})."
+            )
         check_positive(batch_size=batch_size, num_cores=num_cores)
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
         onnx_path = Path(onnx_path) if onnx_path else self.export(img_size=(height, width))

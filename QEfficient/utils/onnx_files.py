@@ -170,3 +170,12 @@ def load_graph_and_weights(path: Path) -> onnx.ModelProto:
 def graph_input_names(path: Path) -> list[str]:
     """The graph's input names (its weights are not read)."""
     return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+
+
+def graph_input_dims(path: Path, name: str) -> list[int | str] | None:
+    """Input ``name``'s dimensions as the graph declares them (a number, or the name of a free axis), or None where the
+    graph has no such input (its weights are not read)."""
+    for graph_input in onnx.load(str(path), load_external_data=False).graph.input:
+        if graph_input.name == name:
+            return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in graph_input.type.tensor_type.shape.dim]
+    return None
