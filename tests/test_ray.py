@@ -535,14 +535,24 @@ def test_batch_generation_equals_generate_row_by_row_and_resumes(bare_serve, tin
     assert (by_artifact.task, by_artifact.batch_size, by_artifact.ctx_len) == ("generate", 2, 64)
     assert run_batch(by_artifact, prompts_file, tmp_path / "again.jsonl") == 12
     assert [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()] == rows
-    # each row's values as they are: strings of digits and ISO times stay strings (pandas' reader made them numbers and
-    # dates), a missing key null
-    typed = [{"prompt": "007", "at": "2020-01-01T10:00:00", "n": 1}, {"prompt": PROMPTS[0], "at": "12"}]
+    # strings of digits and ISO times stay strings (pandas' reader made them numbers and dates), in the input's column
+    # order; a missing key is null (and a number column with a null comes back as floats, as numpy holds it)
+    typed = [{"n": 1, "prompt": "007", "at": "2020-01-01T10:00:00"}, {"prompt": PROMPTS[0], "at": "12"}]
     (tmp_path / "typed.jsonl").write_text("".join(json.dumps(row) + "\n" for row in typed))
     assert run_batch(job, tmp_path / "typed.jsonl", tmp_path / "typed-out.jsonl") == 2
     got = [json.loads(line) for line in (tmp_path / "typed-out.jsonl").read_text().splitlines()]
+    assert [list(row) for row in got] == [["n", "prompt", "at", "generated_text"]] * 2
     assert [{k: v for k, v in row.items() if k != "generated_text"} for row in got] == [typed[0], {**typed[1], "n": None}]
     assert got[1]["generated_text"] == expected[0]
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stamp = pa.array([datetime.datetime(2020, 1, 1, 10, 30)] * 2, pa.timestamp("ns"))  # a Parquet input's timestamps: ISO 8601
+    pq.write_table(pa.table({"prompt": PROMPTS[:2], "at": stamp}), tmp_path / "stamped.parquet")
+    assert run_batch(dataclasses.replace(job, num_actors=1), tmp_path / "stamped.parquet", tmp_path / "stamped.jsonl") == 2
+    assert json.loads((tmp_path / "stamped.jsonl").read_text().splitlines()[0])["at"].startswith("2020-01-01T10:30:00")
     # an actor's error reaches the caller as what the actor raised, not Ray's wrapping of it
     (tmp_path / "empty.jsonl").write_text(json.dumps({"prompt": ""}) + "\n")
     with pytest.raises(ValueError, match=r"empty.*\(0 rows were written before it; run again to resume\)"):
@@ -635,7 +645,8 @@ def test_batch_cli_names_a_missing_input(tmp_path, capsys):
     for line, message in (
         ('{"other": 1}', "line 1 has no 'prompt'"),
         ('{"prompt": null}', "line 1 has no 'prompt'"),
-        ('{"prompt": 7}', "line 1 has a int in its 'prompt'"),
+        ('{"prompt": 7}', "line 1 has a number in its 'prompt'"),
+        ('{"prompt": "a", "id": 1}\n{"prompt": "b", "id": "x"}', "column 'id' holds numbers \\(line 1\\) and strings \\(line 2\\)"),
     ):
         (tmp_path / "bad.jsonl").write_text(line + "\n")
         with pytest.raises(ValueError, match=message):  # (a null was run as the text "nan")
@@ -646,7 +657,7 @@ def test_batch_cli_names_a_missing_input(tmp_path, capsys):
         BatchJob(model_name=str(tmp_path), temperature=-1)
     with pytest.raises(SystemExit):  # an output that cannot be written: said before Ray starts
         main(["--model_name", str(tmp_path), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "no" / "o.jsonl")])
-    assert "folder 'no' does not exist" in capsys.readouterr().err
+    assert f"folder '{tmp_path / 'no'}' does not exist" in capsys.readouterr().err
 
 
 def test_an_output_that_is_not_a_batch_jobs_is_refused_untouched(ray_cluster, tmp_path):

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(args.input).exists():
         fail(f"The input '{args.input}' does not exist.")
     if not Path(args.output).absolute().parent.is_dir():
-        fail(f"The output's folder '{Path(args.output).absolute().parent.name}' does not exist: create it, or pick another --output.")
+        fail(f"The output's folder '{Path(args.output).absolute().parent}' does not exist: create it, or pick another --output.")
     compiled = {name: getattr(args, name) for name in COMPILE_OPTIONS if getattr(args, name) is not None}
     if args.qpc_path is not None:
         if compiled:

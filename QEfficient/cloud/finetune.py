@@ -24,7 +24,7 @@ from QEfficient.finetune.utils.config_utils import generate_dataset_config, gene
 from QEfficient.finetune.utils.dataset_utils import get_dataloader, get_longest_seq_length
 from QEfficient.finetune.utils.model_utils import apply_peft, check_options, load_model_and_tokenizer, resolve_device, setup_seeds
 from QEfficient.finetune.utils.parser import get_finetune_parser
-from QEfficient.finetune.utils.train_utils import train
+from QEfficient.finetune.utils.train_utils import NothingToTrainError, train
 
 __all__ = ["apply_peft", "generate_peft_config", "load_model_and_tokenizer", "main", "setup_dataloaders", "setup_seeds", "train"]
 logger = logging.getLogger("QEfficient")
@@ -83,16 +83,22 @@ def main(**kwargs: Any) -> dict:
     return _finetune(_options(**kwargs))
 
 
-def _finetune(options: tuple, setup_failed: Callable[[str], None] | None = None) -> dict:
-    """Load, prepare and train under the run's log file; ``setup_failed(message)`` (the command line's) instead of
-    raising a user's error before training starts (a failure while training keeps its traceback)."""
+def _finetune(options: tuple, user_error: Callable[[str], None] | None = None) -> dict:
+    """Load, prepare and train under the run's log file; ``user_error(message)`` (the command line's) instead of
+    raising a user's error: before training starts, or training's NothingToTrainError (a failure while training keeps
+    its traceback)."""
     with log_file(options[0]):
         try:
             parts = _setup(*options)
+        except USER_ERRORS as err:
+            if user_error is not None:
+                user_error(str(err))  # the command line's: prints the message and exits
+            raise
+        try:
             return train(*parts, options[0])
-        except USER_ERRORS as err:  # (training's own: a dataset with nothing to learn, a finished checkpoint)
-            if setup_failed is not None:
-                setup_failed(str(err))  # the command line's: prints the message and exits
+        except NothingToTrainError as err:
+            if user_error is not None:
+                user_error(str(err))
             raise
 
 

@@ -325,7 +325,7 @@ def _is_speech(model_name: str) -> bool:
     return is_speech(model_name, None)
 
 
-def _server_kind(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None, bge_m3_task) -> tuple[str, str]:
+def _server_kind(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None, bge_m3_task: str | None) -> tuple[str, str]:
     """Which server ``build_server`` opens for the model (its branch) and what it serves, in words, for the start log."""
     folder = None if gguf_file else model_name  # a GGUF file is a decoder's
     if bge_m3_task is not None:

@@ -51,7 +51,7 @@ def warn_ignored_options(what: str, options: dict[str, Any], known: tuple[str, .
 
     for name in sorted(options):
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        if near:
+        if near and not name.endswith("_" + near[0]):  # (aic_num_cores is a Cloud AI 100 option, not num_cores misspelt)
             options = {k: v for k, v in options.items() if k != name}
             warn_once(f"{what}{name}", f"{what} has no option {name!r}: did you mean {near[0]!r}? It is ignored.")
 
@@ -83,6 +83,11 @@ CLOUD_AI_100_QAIC_CONFIG = frozenset(
         "skip_kv",
         "mla_absorption",
         "export_embedding",
+        "par_num_split",
+        "msa_indexer_dp",
+        "msa_attn_dp",
+        "enable_layer_skipping",
+        "enable_pruning",
         "pretrained_model_name_or_path",  # (QEfficient's from_pretrained writes it there)
     }
 )
@@ -102,8 +107,8 @@ def warn_qaic_config(qaic_config: dict | None, honoured: set[str]) -> None:
             warn_once(f"qaic_config:{key}", f"qaic_config['{key}'] targets Cloud AI 100 and is ignored on ONNX Runtime.")
             continue
         near = difflib.get_close_matches(str(key), known, n=1)
-        hint = f" Did you mean '{near[0]}'?" if near else f" QEfficient's keys are {known}."
-        warn_once(f"qaic_config:{key}", f"qaic_config[{key!r}] is not a QEfficient option and is ignored.{hint}")
+        hint = f" Did you mean '{near[0]}'?" if near else f" The keys it knows are {known}."
+        warn_once(f"qaic_config:{key}", f"qaic_config[{key!r}] is not a key this backend knows, and is ignored.{hint}")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

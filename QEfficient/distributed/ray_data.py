@@ -284,20 +284,33 @@ def read_dataset(path: str | os.PathLike, input_column: str | None = None):
         import pyarrow.json as pajson
 
         # Arrow's reader (pandas' would turn "007" into 7 and date-like columns into dates), told that the columns
-        # holding only strings are strings (it would read an ISO timestamp as one)
-        texts = pa.schema([(name, pa.string()) for name in sorted(_check_jsonl(Path(path), input_column))])
+        # holding only strings are strings (it would read an ISO timestamp as one); the columns in the file's order
+        kinds = _check_jsonl(Path(path), input_column)
+        texts = pa.schema([(name, pa.string()) for name, kind in kinds.items() if kind == "string"])
         options = pajson.ParseOptions(explicit_schema=texts, unexpected_field_behavior="infer")
-        return ray.data.read_json(str(path), parse_options=options, **io)
+        return ray.data.read_json(str(path), parse_options=options, **io).select_columns(list(kinds))
     return ray.data.read_parquet(str(path), **io)
 
 
-def _check_jsonl(path: Path, input_column: str | None = None) -> set[str]:
-    """Every line of a JSONL input file one JSON object (blank lines aside) with a string in ``input_column``, checked
-    here: a bad line found by Ray's readers or the model fails the job with their tracebacks, naming neither the file
-    nor the line. Returns the columns that hold only strings (or nulls)."""
+def _json_kind(value) -> str | None:
+    """What Arrow's JSON reader reads a value as (int and float alike: a number), None for a null."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    kinds = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
+    return kinds[type(value)]
+
+
+def _check_jsonl(path: Path, input_column: str | None = None) -> dict[str, str | None]:
+    """Every line of a JSONL input file one JSON object (blank lines aside) with a string in ``input_column`` and each
+    column one kind of value, checked here: a bad line found by Ray's readers or the model fails the job with their
+    tracebacks, naming neither the file nor the line. Returns each column's kind (None: only nulls), in the file's
+    order."""
     if not path.is_file():
-        return set()
-    texts, others = set(), set()
+        return {}
+    kinds: dict[str, str | None] = {}
+    first_seen: dict[str, int] = {}
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -311,11 +324,21 @@ def _check_jsonl(path: Path, input_column: str | None = None) -> set[str]:
                 kind = type(row).__name__
                 raise ValueError(f"'{path}' line {number} is a JSON {kind}, not an object: each line is one row, as {{\"text\": ...}}.")
             if input_column is not None and not isinstance(row.get(input_column), str):
-                what = "has no" if row.get(input_column) is None else f"has a {type(row[input_column]).__name__} in its"
+                kind = _json_kind(row.get(input_column))
+                what = "has no" if kind is None else f"has {'an' if kind[0] in 'ao' else 'a'} {kind} in its"
                 raise ValueError(f"'{path}' line {number} {what} '{input_column}': each row's '{input_column}' is a text.")
             for name, value in row.items():
-                (texts if isinstance(value, str) else others if value is not None else set()).add(name)
-    return texts - others
+                kind = _json_kind(value)
+                if kinds.get(name) is None:
+                    kinds[name] = kind
+                    if kind is not None:
+                        first_seen[name] = number
+                elif kind is not None and kind != kinds[name]:  # (Arrow reads the file by columns)
+                    raise ValueError(
+                        f"'{path}' column '{name}' holds {kinds[name]}s (line {first_seen[name]}) and {kind}s (line {number}): "
+                        "each column holds one kind of value (or null)."
+                    )
+    return kinds
 
 
 def _plain(value):
@@ -323,6 +346,8 @@ def _plain(value):
     numpy holds as NaN, as None: a JSON input holds no NaN)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, np.datetime64):  # (its item() would be nanoseconds, an int)
+        return None if np.isnat(value) else np.datetime_as_string(value)
     if isinstance(value, np.generic):
         value = value.item()
     return None if isinstance(value, float) and value != value else value
@@ -471,7 +496,12 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
         if cause is None:
             raise
         message = str(cause).split("\nFailed to apply UDF")[0]  # (Ray Data's note on retries follows it)
-        raise type(cause)(f"{message} ({written} rows were written before it; run again to resume)") from None
+        message = f"{message} ({written} rows were written before it; run again to resume)"
+        try:
+            error = type(cause)(message)
+        except TypeError:  # (one that takes other arguments: UnicodeDecodeError's five)
+            error = ValueError(message)
+        raise error from None
     return written
 
 

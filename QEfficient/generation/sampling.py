@@ -87,10 +87,9 @@ class RowSampling(SamplingParams):
 
 
 def with_checkpoint_warpers(params: SamplingParams, generation_config) -> SamplingParams:
-    """``params`` with the warpers a sampling call leaves out taken from the checkpoint's ``generation_config`` as
+    """``params`` of a sampling call with the warpers it leaves out taken from the checkpoint's ``generation_config``, as
     transformers' generate takes them (its temperature, top_k, top_p; where it leaves one unset, transformers' default:
-    1.0, 50, 1.0), for a
-    call that samples; a greedy one as it is."""
+    1.0, 50, 1.0); a greedy call's as they are."""
     if type(params) is not SamplingParams or not params.sampling:
         return params
     config = {"temperature": 1.0, "top_k": 50, "top_p": 1.0}  # transformers' defaults for what a config leaves unset

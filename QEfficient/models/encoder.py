@@ -392,8 +392,9 @@ class QEFFAutoModel(_QEFFEncoderBase):
         where it has one. A Matryoshka model's shorter vectors with ``truncate_dim`` (by default the folder's, saved
         from sentence-transformers 5.4 on): the first ``truncate_dim`` dimensions. ``normalize`` is
         sentence-transformers' ``normalize_embeddings``: True normalizes the vectors last (after the cut), False leaves
-        them as the folder's modules give them; None (the default) is False in a sentence-transformers folder and
-        True outside one (a model loaded with ``pooling=``), as the embeddings server. Vectors [N, D] for a list of
+        them as the folder's modules give them; None (the default) is False for a sentence-transformers folder
+        (whatever ``pooling=`` says) and True for any other (a plain checkpoint loaded with ``pooling=``), as the
+        embeddings server. Vectors [N, D] for a list of
         N texts, one vector [D] for a string (as sentence-transformers)."""
         if not callable(tokenizer):
             raise ValueError(

@@ -235,8 +235,8 @@ def create_scores_app(
     labels = int(config.num_labels)
     try:
         declared = cross_encoder_activation(config, getattr(model, "local_model_dir", None), default=None)
-    except ValueError:  # one not run here (Softmax): a one-label model's score needs it; several labels take vLLM's softmax
-        if labels == 1:
+    except ValueError as err:  # a declared Softmax: a one-label model's score needs it; several labels take vLLM's softmax
+        if labels == 1 or "Softmax" not in str(err):
             raise
         declared = None
     activation = (declared or "Sigmoid") if labels == 1 else None

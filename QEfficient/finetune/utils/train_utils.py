@@ -143,6 +143,11 @@ class Run:
             self.written = time.monotonic()
 
 
+class NothingToTrainError(ValueError):
+    """A run with nothing to learn (no batch holds a label; a checkpoint past num_epochs): the user's input, said in one
+    line by the command line, unlike a failure while training."""
+
+
 def train_epoch(run: Run, loader, epoch: int, skip: int) -> tuple[float, float]:
     """One epoch from batch ``skip``: (mean loss over the batches with labels, perplexity or accuracy)."""
     config, model = run.config, run.model
@@ -186,7 +191,7 @@ def train_epoch(run: Run, loader, epoch: int, skip: int) -> tuple[float, float]:
             break
     bar.close()
     if ran and not run.metrics["train_step_loss"]:  # no batch of the run so far held a label: nothing learned at all
-        raise ValueError(
+        raise NothingToTrainError(
             f"None of the {ran} training batches holds a label to learn from (every answer token masked, or cut off at "
             f"context_length={getattr(config, 'context_length', None)}): nothing is learned, and nothing was saved. Raise "
             "context_length, or check the dataset's labels."
@@ -211,7 +216,7 @@ def train(model, tokenizer, train_dataloader, eval_dataloader, optimizer, lr_sch
     run = Run(model, tokenizer, optimizer, train_config, out, metrics_file, device, classify, scaler)
     resume_epoch, resume_step = resume_point(train_config.from_peft_checkpoint if train_config.use_peft else None)
     if resume_epoch >= train_config.num_epochs:
-        raise ValueError(
+        raise NothingToTrainError(
             f"{train_config.from_peft_checkpoint} finished epoch {resume_epoch} and num_epochs is {train_config.num_epochs}: "
             "nothing is left to train; raise num_epochs."
         )
